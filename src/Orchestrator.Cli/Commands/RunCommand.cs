@@ -1,0 +1,128 @@
+using System.CommandLine;
+using System.Globalization;
+using Orchestrator.Core.Jobs;
+using Orchestrator.Training.Data;
+using Orchestrator.Training.Devices;
+using Orchestrator.Training.Engine;
+using Orchestrator.Training.Models;
+using Spectre.Console;
+
+namespace Orchestrator.Cli.Commands;
+
+/// <summary><c>orchestrator run job.json</c>: trains the job in this process, the single-replica reference.</summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var job = new Argument<string>("job") { Description = "the job file (JSON)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON document with the result (progress goes to stderr)" };
+        var output = new Option<string?>("--out") { Description = "where to write the final weights (safetensors); default <name>.safetensors" };
+        var device = new Option<string>("--device")
+        {
+            Description = "auto, cpu, cuda or cuda:N (default: $ORCHESTRATOR_DEVICE, else auto)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ORCHESTRATOR_DEVICE") ?? "auto",
+        };
+        var threads = new Option<int>("--threads")
+        {
+            Description = "CPU threads for libtorch (default: all cores)",
+            DefaultValueFactory = _ => Environment.ProcessorCount,
+        };
+        var command = new Command("run", "train a job in this one process, without a cluster (the single-replica reference)")
+        {
+            job, json, output, device, threads,
+        };
+        command.SetAction(result => CliErrors.Run(() => Execute(
+            result.GetValue(job)!, result.GetValue(json), result.GetValue(output), result.GetValue(device)!, result.GetValue(threads))));
+        return command;
+    }
+
+    private static int Execute(string jobPath, bool json, string? outPath, string deviceName, int threads)
+    {
+        if (!File.Exists(jobPath)) throw new UsageException($"job file not found: {jobPath}");
+        if (threads < 1) throw new UsageException($"--threads must be at least 1, was {threads}");
+        var spec = JobSpecParser.ParseFile(jobPath, ModelRegistry.Names);
+        var files = DatasetLocator.Locate(spec.Dataset);
+        TorchSharp.torch.Device device;
+        try { device = DeviceSelector.Resolve(deviceName); }
+        catch (ArgumentException ex) { throw new UsageException($"--device: {ex.Message}"); }
+        TorchSharp.torch.set_num_threads(threads);
+        var data = ImageDataset.Load(files);
+        var weights = outPath ?? $"{spec.Name}.safetensors";
+
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+
+        var header = $"{spec.Name}: {spec.Model} on {data.Name} ({data.Train.Count} train / {data.Test.Count} held-out), " +
+                     $"batch {spec.GlobalBatchSize}, {spec.Epochs} epoch(s), device {device}";
+        LocalRunResult result;
+        if (json)
+        {
+            Console.Error.WriteLine(header);
+            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Error), cancel.Token);
+        }
+        else if (!Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(header));
+            result = WithProgressBar(spec, data, device, weights, cancel.Token);
+        }
+        else
+        {
+            Console.WriteLine(header);
+            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Out), cancel.Token);
+        }
+
+        if (json)
+        {
+            Console.WriteLine(JsonOutput.Serialize(new RunResultJson(result.Accuracy, result.Loss, result.Steps, result.Epochs,
+                result.SamplesPerSecond, result.WeightsPath, result.Elapsed.TotalSeconds)));
+        }
+        else
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"held-out accuracy {result.Accuracy:F4}, loss {result.Loss:F4} after {result.Steps} steps ({result.Epochs} epoch(s)), {result.SamplesPerSecond:F0} samples/s"));
+            Console.WriteLine($"weights: {result.WeightsPath}");
+        }
+        return ExitCodes.Success;
+    }
+
+    private static LocalRunResult WithProgressBar(JobSpec spec, ImageDataset data, TorchSharp.torch.Device device, string weights, CancellationToken token)
+    {
+        LocalRunResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(context =>
+            {
+                var task = context.AddTask("training", maxValue: LocalTrainingRun.TotalSteps(spec, data.Train.Count));
+                var progress = new SyncProgress<TrainingProgress>(p =>
+                {
+                    task.Value = p.Step;
+                    task.Description = string.Create(CultureInfo.InvariantCulture,
+                        $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s");
+                });
+                result = LocalTrainingRun.Run(spec, data, device, weights, progress, token);
+            });
+        return result!;
+    }
+
+    /// <summary>One line every couple of seconds: logs and pipes get a readable record, not a bar.</summary>
+    private static IProgress<TrainingProgress> PlainProgress(TextWriter writer)
+    {
+        var last = DateTime.MinValue;
+        return new SyncProgress<TrainingProgress>(p =>
+        {
+            if (p.Step != p.TotalSteps && DateTime.UtcNow - last < TimeSpan.FromSeconds(2)) return;
+            last = DateTime.UtcNow;
+            writer.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s"));
+        });
+    }
+
+    private sealed record RunResultJson(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string Weights, double ElapsedSeconds);
+}
+
+/// <summary>Reports on the calling thread (System.Progress posts to the thread pool, which reorders lines).</summary>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using System.Globalization;
+using Orchestrator.Core.Jobs;
+using Orchestrator.Training.Data;
+using Orchestrator.Training.Safetensors;
+using Orchestrator.Training.Sampling;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Engine;
+
+public sealed record TrainingProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond);
+
+public sealed record LocalRunResult(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string WeightsPath, TimeSpan Elapsed);
+
+/// <summary>
+/// The single-replica reference (<c>orchestrator run</c>): one replica, whose batch is the job's
+/// global batch (workers × devicesPerWorker × batchSizePerDevice), over the same sample order that
+/// the job's replicas see together. A W-replica job must follow this run's trajectory.
+/// </summary>
+public static class LocalTrainingRun
+{
+    public static long TotalSteps(JobSpec job, int trainCount)
+    {
+        long perEpoch = (trainCount + job.GlobalBatchSize - 1) / job.GlobalBatchSize;
+        long total = perEpoch * job.Epochs;
+        return job.MaxSteps is { } max ? Math.Min(max, total) : total;
+    }
+
+    public static LocalRunResult Run(JobSpec job, ImageDataset data, Device device, string weightsPath,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        using var replica = new Replica(job, data, device);
+        long totalSteps = TotalSteps(job, replica.TrainCount);
+        long step = 0, samples = 0;
+        int epochsRun = 0;
+        var clock = Stopwatch.StartNew();
+        var report = new ProgressWindow(progress, job.Epochs, totalSteps);
+
+        for (int epoch = 0; epoch < job.Epochs && step < totalSteps; epoch++)
+        {
+            var plan = new EpochPlan(replica.TrainCount, job.Seed, epoch, worldSize: 1, batchPerReplica: job.GlobalBatchSize);
+            epochsRun = epoch + 1;
+            for (int s = 0; s < plan.StepsPerEpoch && step < totalSteps; s++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                int count = plan.GlobalCount(s);
+                double lossSum = replica.ComputeGradients(plan.GlobalIndices(s), count);
+                replica.ApplyStep(step);
+                step++;
+                samples += count;
+                report.Add(epoch, step, lossSum, count, samples / clock.Elapsed.TotalSeconds);
+            }
+        }
+        report.Flush(samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+        double samplesPerSecond = samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+
+        var evaluation = replica.Evaluate();
+        ModelWeights.Save(replica.Model, weightsPath, new Dictionary<string, string>
+        {
+            ["format"] = "pt",
+            ["job"] = job.Name,
+            ["model"] = job.Model,
+            ["step"] = step.ToString(CultureInfo.InvariantCulture),
+            ["epochs"] = epochsRun.ToString(CultureInfo.InvariantCulture),
+        });
+        return new LocalRunResult(evaluation.Accuracy, evaluation.Loss, step, epochsRun, samplesPerSecond, Path.GetFullPath(weightsPath), clock.Elapsed);
+    }
+
+    /// <summary>Reports the mean loss of the steps since the last report, at most a few times per second.</summary>
+    private sealed class ProgressWindow(IProgress<TrainingProgress>? sink, int epochs, long totalSteps)
+    {
+        private readonly Stopwatch _sinceReport = Stopwatch.StartNew();
+        private double _lossSum;
+        private long _count;
+        private int _epoch;
+        private long _step;
+
+        public void Add(int epoch, long step, double lossSum, int count, double samplesPerSecond)
+        {
+            _lossSum += lossSum;
+            _count += count;
+            _epoch = epoch;
+            _step = step;
+            if (_sinceReport.ElapsedMilliseconds >= 250 || step == totalSteps) Flush(samplesPerSecond);
+        }
+
+        public void Flush(double samplesPerSecond)
+        {
+            if (sink is null || _count == 0) return;
+            sink.Report(new TrainingProgress(_epoch + 1, epochs, _step, totalSteps, _lossSum / _count, samplesPerSecond));
+            _lossSum = 0;
+            _count = 0;
+            _sinceReport.Restart();
+        }
+    }
+}

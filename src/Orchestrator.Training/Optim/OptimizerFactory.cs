@@ -1,0 +1,28 @@
+using Orchestrator.Core.Jobs;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Optim;
+
+/// <summary>Builds the job's optimizer (TorchSharp's SGD and Adam, which follow PyTorch's update rules) and its LR schedule.</summary>
+public static class OptimizerFactory
+{
+    public static optim.Optimizer Create(OptimizerSpec spec, IEnumerable<Parameter> parameters) => spec.Type switch
+    {
+        "sgd" => optim.SGD(parameters, spec.Lr, momentum: spec.Momentum, weight_decay: spec.WeightDecay),
+        "adam" => optim.Adam(parameters, spec.Lr, beta1: spec.Beta1, beta2: spec.Beta2, eps: spec.Eps, weight_decay: spec.WeightDecay),
+        _ => throw new ArgumentException($"unknown optimizer type '{spec.Type}'"),
+    };
+
+    /// <summary>Linear warmup from lr/warmup to lr over the first warmupSteps steps (step counted from 0), then constant.</summary>
+    public static double LearningRateAt(OptimizerSpec optimizer, LrScheduleSpec schedule, long step) =>
+        schedule.WarmupSteps > 0 && step < schedule.WarmupSteps
+            ? optimizer.Lr * (step + 1) / schedule.WarmupSteps
+            : optimizer.Lr;
+
+    public static void SetLearningRate(optim.Optimizer optimizer, double lr)
+    {
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+    }
+}
