@@ -1,0 +1,113 @@
+using System.Text.Json;
+using Orchestrator.Training.Safetensors;
+
+namespace Orchestrator.Cli.Tests;
+
+public sealed class RunCommandTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("cli-run-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private string JobFile(string json)
+    {
+        var path = Path.Combine(_folder, $"job-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    private static void AssertNoStackTrace(CliResult r) =>
+        Assert.DoesNotContain("   at ", r.Stderr + r.Stdout);
+
+    [Theory]
+    [InlineData("""{ "name": "a", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "epochs": 0 }""", "field 'epochs'")]
+    [InlineData("""{ "name": "a", "model": "vgg", "dataset": { "name": "fashion-mnist" } }""", "field 'model': unknown model 'vgg'")]
+    [InlineData("""{ "name": "a", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "optimizer": { "lr": -1 } }""", "field 'optimizer.lr'")]
+    [InlineData("""{ "name": "a", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "batchSize": 64 }""", "field 'batchSize': unknown field")]
+    [InlineData("""{ "name": "a", "model": "mlp", """, "not valid JSON")]
+    [InlineData("""{ "name": "a", "model": "mlp", "dataset": { "name": "idx", "path": "/no/such/folder" } }""", "field 'dataset.path'")]
+    public void A_bad_job_exits_2_naming_the_field_without_a_stack_trace(string json, string expected)
+    {
+        var result = Cli.Run("run", JobFile(json));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, result.Stderr);
+        AssertNoStackTrace(result);
+    }
+
+    [Fact]
+    public void A_missing_job_file_or_bad_option_exits_2()
+    {
+        var missing = Cli.Run("run", Path.Combine(_folder, "nope.json"));
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("job file not found", missing.Stderr);
+        var unknownCommand = Cli.Run("frobnicate");
+        Assert.Equal(2, unknownCommand.ExitCode);
+        var badDevice = Cli.Run("run", JobFile("""{ "name": "a", "model": "mlp", "dataset": { "name": "fashion-mnist" } }"""), "--device", "tpu");
+        Assert.Equal(2, badDevice.ExitCode);
+        Assert.Contains("--device", badDevice.Stderr);
+        AssertNoStackTrace(badDevice);
+    }
+
+    [Fact]
+    public void A_truncated_dataset_file_is_named_and_exits_2()
+    {
+        var data = Path.Combine(_folder, "data");
+        Directory.CreateDirectory(data);
+        foreach (var f in Directory.GetFiles("/usr/share/datasets/fashion-mnist")) File.Copy(f, Path.Combine(data, Path.GetFileName(f)));
+        var labels = Path.Combine(data, "t10k-labels-idx1-ubyte.gz");
+        var bytes = File.ReadAllBytes(labels);
+        File.WriteAllBytes(labels, bytes[..(bytes.Length - 200)]);
+        var result = Cli.Run("run", JobFile($$"""{ "name": "a", "model": "mlp", "dataset": { "name": "idx", "path": "{{data}}" }, "maxSteps": 1 }"""));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(labels, result.Stderr);
+        AssertNoStackTrace(result);
+    }
+
+    [Fact]
+    public void Run_json_prints_the_contract_fields_and_writes_readable_weights()
+    {
+        var weights = Path.Combine(_folder, "out", "w.safetensors");
+        var result = Cli.Run("run", JobFile("""
+            { "name": "short", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "maxSteps": 40, "batchSizePerDevice": 64 }
+            """), "--json", "--out", weights, "--threads", "2");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        var root = json.RootElement;
+        Assert.Equal(40, root.GetProperty("steps").GetInt32());
+        Assert.InRange(root.GetProperty("accuracy").GetDouble(), 0.5, 1.0);
+        Assert.InRange(root.GetProperty("loss").GetDouble(), 0.0, 2.0);
+        Assert.True(root.GetProperty("samplesPerSecond").GetDouble() > 0);
+        Assert.Equal(weights, root.GetProperty("weights").GetString());
+        var content = SafetensorsCodec.ReadFile(weights);
+        Assert.Equal(["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"], content.Tensors.Select(t => t.Name));
+        Assert.Equal("40", content.Metadata["step"]);
+        Assert.Contains("step 40/40", result.Stderr);   // progress goes to stderr under --json
+    }
+
+    [Fact]
+    public void Mlp_one_epoch_reaches_the_accuracy_the_issue_asks_for()
+    {
+        var weights = Path.Combine(_folder, "mlp.safetensors");
+        var result = Cli.Run(TimeSpan.FromMinutes(3), "run", JobFile("""
+            { "name": "fmnist-mlp", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "epochs": 1, "batchSizePerDevice": 64,
+              "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 } }
+            """), "--json", "--out", weights);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        Assert.Equal(938, json.RootElement.GetProperty("steps").GetInt32());
+        Assert.True(json.RootElement.GetProperty("accuracy").GetDouble() >= 0.83, result.Stdout);
+    }
+
+    [Fact]
+    public void Lenet_three_epochs_reaches_the_accuracy_the_issue_asks_for()
+    {
+        var weights = Path.Combine(_folder, "lenet.safetensors");
+        var result = Cli.Run(TimeSpan.FromMinutes(5), "run", JobFile("""
+            { "name": "fmnist-lenet", "model": "lenet", "dataset": { "name": "fashion-mnist" }, "epochs": 3, "batchSizePerDevice": 64,
+              "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 } }
+            """), "--json", "--out", weights);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        Assert.True(json.RootElement.GetProperty("accuracy").GetDouble() >= 0.85, result.Stdout);
+    }
+}

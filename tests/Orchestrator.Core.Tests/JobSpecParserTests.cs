@@ -1,0 +1,172 @@
+using System.Text.Json.Nodes;
+using Orchestrator.Core.Jobs;
+
+namespace Orchestrator.Core.Tests;
+
+public class JobSpecParserTests
+{
+    private static readonly string[] Models = ["mlp", "lenet"];
+
+    private const string Minimal = """{ "name": "j1", "model": "mlp", "dataset": { "name": "fashion-mnist" } }""";
+
+    private const string FullExample = """
+    {
+      "name": "fmnist-mlp",
+      "model": "mlp",
+      "dataset": { "name": "fashion-mnist", "path": null },
+      "workers": 2,
+      "devicesPerWorker": 1,
+      "epochs": 2,
+      "maxSteps": null,
+      "batchSizePerDevice": 64,
+      "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9, "weightDecay": 0.0 },
+      "lrSchedule": { "warmupSteps": 0 },
+      "seed": 42,
+      "checkpoint": { "everySteps": 500, "keep": 3, "metric": "accuracy" },
+      "allReduce": { "bucketBytes": 4194304, "transport": "akka" },
+      "maxFailures": 3,
+      "minWorkers": null
+    }
+    """;
+
+    [Fact]
+    public void Minimal_job_gets_every_default()
+    {
+        var job = JobSpecParser.Parse(Minimal, Models);
+        Assert.Equal(new DatasetSpec("fashion-mnist", null), job.Dataset);
+        Assert.Equal(1, job.Workers);
+        Assert.Equal(1, job.DevicesPerWorker);
+        Assert.Equal(2, job.Epochs);
+        Assert.Null(job.MaxSteps);
+        Assert.Equal(64, job.BatchSizePerDevice);
+        Assert.Equal(new OptimizerSpec("sgd", 0.05, 0.9, 0, 0.9, 0.999, 1e-8), job.Optimizer);
+        Assert.Equal(0, job.LrSchedule.WarmupSteps);
+        Assert.Equal(42, job.Seed);
+        Assert.Equal(new CheckpointSpec(500, 3, "accuracy"), job.Checkpoint);
+        Assert.Equal(new AllReduceSpec(4 * 1024 * 1024, "akka"), job.AllReduce);
+        Assert.Equal(3, job.MaxFailures);
+        Assert.Null(job.MinWorkers);
+    }
+
+    [Fact]
+    public void The_specification_example_parses_as_written()
+    {
+        var job = JobSpecParser.Parse(FullExample, Models);
+        Assert.Equal("fmnist-mlp", job.Name);
+        Assert.Equal(2, job.Workers);
+        Assert.Equal(2, job.WorldSize);
+        Assert.Equal(128, job.GlobalBatchSize);
+    }
+
+    [Fact]
+    public void Adam_takes_its_own_fields()
+    {
+        var job = JobSpecParser.Parse(With("""{ "optimizer": { "type": "adam", "lr": 0.001, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6 } }"""), Models);
+        Assert.Equal(new OptimizerSpec("adam", 0.001, 0.9, 0, 0.8, 0.99, 1e-6), job.Optimizer);
+    }
+
+    [Theory]
+    // Malformed documents.
+    [InlineData("{ \"name\": ", "", "not valid JSON")]
+    [InlineData("[1, 2]", "", "must be a JSON object")]
+    [InlineData("{ \"name\": \"a\", }", "", "not valid JSON")]
+    // name
+    [InlineData("{ \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "is required")]
+    [InlineData("{ \"name\": \"../x\", \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "plain identifier")]
+    [InlineData("{ \"name\": \"/\", \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "plain identifier")]
+    [InlineData("{ \"name\": \"a\\u0001b\", \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "\\u0001")]
+    [InlineData("{ \"name\": \"\", \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "plain identifier")]
+    [InlineData("{ \"name\": 7, \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "must be a string")]
+    // model and dataset
+    [InlineData("{ \"name\": \"a\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "model", "is required")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"resnet\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "model", "unknown model 'resnet'; known models: mlp, lenet")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\" }", "dataset", "is required")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": \"fashion-mnist\" }", "dataset", "must be a JSON object")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"name\": \"cifar\" } }", "dataset.name", "must be one of")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"path\": \"/x\" } }", "dataset.name", "is required")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"name\": \"idx\" } }", "dataset.path", "is required when")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"name\": \"idx\", \"path\": \"\" } }", "dataset.path", "non-empty")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"name\": \"mnist\", \"split\": 1 } }", "dataset.split", "unknown field")]
+    public void Invalid_documents_are_rejected_naming_the_field(string json, string field, string fragment)
+    {
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(json, Models));
+        Assert.Equal(field, ex.Field);
+        Assert.Contains(fragment, ex.Message);
+    }
+
+    [Theory]
+    [InlineData("""{ "epoch": 3 }""", "epoch", "unknown field")]
+    [InlineData("""{ "optimizer": { "lr": 0.1, "nesterov": true } }""", "optimizer.nesterov", "unknown field")]
+    [InlineData("""{ "workers": "2" }""", "workers", "must be an integer, was the string \"2\"")]
+    [InlineData("""{ "workers": 2.5 }""", "workers", "must be an integer")]
+    [InlineData("""{ "workers": 0 }""", "workers", "between 1 and 1024, was 0")]
+    [InlineData("""{ "workers": -1 }""", "workers", "was -1")]
+    [InlineData("""{ "devicesPerWorker": 0 }""", "devicesPerWorker", "was 0")]
+    [InlineData("""{ "epochs": 0 }""", "epochs", "was 0")]
+    [InlineData("""{ "maxSteps": 0 }""", "maxSteps", "was 0")]
+    [InlineData("""{ "batchSizePerDevice": -64 }""", "batchSizePerDevice", "was -64")]
+    [InlineData("""{ "batchSizePerDevice": 0 }""", "batchSizePerDevice", "was 0")]
+    [InlineData("""{ "optimizer": { "type": "rmsprop" } }""", "optimizer.type", "must be one of 'sgd', 'adam'")]
+    [InlineData("""{ "optimizer": { "lr": 0 } }""", "optimizer.lr", "must be > 0")]
+    [InlineData("""{ "optimizer": { "lr": -0.1 } }""", "optimizer.lr", "was -0.1")]
+    [InlineData("""{ "optimizer": { "lr": "fast" } }""", "optimizer.lr", "finite number")]
+    [InlineData("""{ "optimizer": { "momentum": 1 } }""", "optimizer.momentum", "< 1")]
+    [InlineData("""{ "optimizer": { "momentum": -0.5 } }""", "optimizer.momentum", ">= 0")]
+    [InlineData("""{ "optimizer": { "weightDecay": -0.01 } }""", "optimizer.weightDecay", ">= 0")]
+    [InlineData("""{ "optimizer": { "beta1": 0.5 } }""", "optimizer.beta1", "'adam' only")]
+    [InlineData("""{ "optimizer": { "type": "adam", "momentum": 0.9 } }""", "optimizer.momentum", "'sgd' only")]
+    [InlineData("""{ "optimizer": { "type": "adam", "eps": 0 } }""", "optimizer.eps", "> 0")]
+    [InlineData("""{ "lrSchedule": { "warmupSteps": -1 } }""", "lrSchedule.warmupSteps", "was -1")]
+    [InlineData("""{ "lrSchedule": { "cosine": true } }""", "lrSchedule.cosine", "unknown field")]
+    [InlineData("""{ "seed": -1 }""", "seed", "must be >= 0")]
+    [InlineData("""{ "seed": 1.5 }""", "seed", "must be an integer")]
+    [InlineData("""{ "checkpoint": { "everySteps": 0 } }""", "checkpoint.everySteps", "was 0")]
+    [InlineData("""{ "checkpoint": { "keep": 0 } }""", "checkpoint.keep", "was 0")]
+    [InlineData("""{ "checkpoint": { "metric": "f1" } }""", "checkpoint.metric", "'accuracy', 'loss'")]
+    [InlineData("""{ "allReduce": { "bucketBytes": 1000 } }""", "allReduce.bucketBytes", "was 1000")]
+    [InlineData("""{ "allReduce": { "bucketBytes": 4097 } }""", "allReduce.bucketBytes", "multiple of 4")]
+    [InlineData("""{ "allReduce": { "transport": "udp" } }""", "allReduce.transport", "'akka', 'tcp'")]
+    [InlineData("""{ "maxFailures": -1 }""", "maxFailures", "was -1")]
+    [InlineData("""{ "minWorkers": 0 }""", "minWorkers", "was 0")]
+    [InlineData("""{ "workers": 2, "minWorkers": 3 }""", "minWorkers", "workers (2)")]
+    public void Each_rule_names_its_field(string overrides, string field, string fragment)
+    {
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(With(overrides), Models));
+        Assert.Equal(field, ex.Field);
+        Assert.Contains(fragment, ex.Message);
+        Assert.StartsWith(field, ex.Message);
+    }
+
+    [Fact]
+    public void A_duplicate_field_is_rejected_not_silently_overwritten()
+    {
+        var ex = Assert.Throws<JobSpecException>(() =>
+            JobSpecParser.Parse("""{ "name": "a", "model": "mlp", "dataset": { "name": "mnist" }, "epochs": 1, "epochs": 5 }""", Models));
+        Assert.Equal("epochs", ex.Field);
+        Assert.Contains("more than once", ex.Message);
+    }
+
+    [Fact]
+    public void Null_optional_fields_take_their_defaults()
+    {
+        var job = JobSpecParser.Parse(With("""{ "maxSteps": null, "minWorkers": null, "optimizer": null }"""), Models);
+        Assert.Null(job.MaxSteps);
+        Assert.Equal("sgd", job.Optimizer.Type);
+    }
+
+    [Fact]
+    public void A_missing_job_file_is_reported_with_its_path()
+    {
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.ParseFile("/nonexistent/job.json", Models));
+        Assert.Contains("/nonexistent/job.json", ex.Message);
+    }
+
+    /// <summary>The minimal job with some fields replaced or added.</summary>
+    private static string With(string overrides)
+    {
+        var job = JsonNode.Parse(Minimal)!.AsObject();
+        foreach (var (key, value) in JsonNode.Parse(overrides)!.AsObject())
+            job[key] = value?.DeepClone();
+        return job.ToJsonString();
+    }
+}

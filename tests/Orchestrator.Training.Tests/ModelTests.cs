@@ -1,0 +1,56 @@
+using Orchestrator.Training.Models;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Tests;
+
+public class ModelTests
+{
+    private static readonly ModelInput Fmnist = new(28, 28, 10);
+
+    [Fact]
+    public void Registry_knows_mlp_and_lenet()
+    {
+        Assert.Equal(["mlp", "lenet"], ModelRegistry.Names);
+        Assert.Throws<ArgumentException>(() => ModelRegistry.Create("resnet", Fmnist, 1, CPU));
+    }
+
+    [Fact]
+    public void Mlp_has_pytorch_parameter_names_and_shapes()
+    {
+        using var model = ModelRegistry.Create("mlp", Fmnist, 1, CPU);
+        var shapes = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        Assert.Equal(["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"], shapes.Keys);
+        Assert.Equal([256L, 784], shapes["fc1.weight"]);
+        Assert.Equal([128L, 256], shapes["fc2.weight"]);
+        Assert.Equal([10L], shapes["fc3.bias"]);
+    }
+
+    [Fact]
+    public void Lenet_has_the_classic_layout()
+    {
+        using var model = ModelRegistry.Create("lenet", Fmnist, 1, CPU);
+        var shapes = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        Assert.Equal([6L, 1, 5, 5], shapes["conv1.weight"]);
+        Assert.Equal([16L, 6, 5, 5], shapes["conv2.weight"]);
+        Assert.Equal([120L, 400], shapes["fc1.weight"]);
+        Assert.Equal([84L, 120], shapes["fc2.weight"]);
+        Assert.Equal([10L, 84], shapes["fc3.weight"]);
+        using var output = model.forward(zeros(3, 1, 28, 28));
+        Assert.Equal([3L, 10], output.shape);
+    }
+
+    [Theory]
+    [InlineData("mlp")]
+    [InlineData("lenet")]
+    public void The_same_seed_gives_identical_replicas_and_another_seed_does_not(string name)
+    {
+        using var a = ModelRegistry.Create(name, Fmnist, 42, CPU);
+        using var b = ModelRegistry.Create(name, Fmnist, 42, CPU);
+        using var c = ModelRegistry.Create(name, Fmnist, 43, CPU);
+        foreach (var (key, value) in a.state_dict())
+        {
+            Assert.True(value.equal(b.state_dict()[key]).all().item<bool>(), $"{key} differs for the same seed");
+            Assert.False(value.equal(c.state_dict()[key]).all().item<bool>() && value.numel() > 10, $"{key} equal for different seeds");
+        }
+    }
+}
