@@ -1,0 +1,31 @@
+namespace Orchestrator.Collectives;
+
+/// <summary>One participant's place in a ring: the ring's generation, its rank, and every rank's node (for error messages).</summary>
+public sealed record RingTopology(int Generation, int Rank, IReadOnlyList<string> Nodes)
+{
+    public int Size => Nodes.Count;
+    public int Left => (Rank - 1 + Size) % Size;
+    public int Right => (Rank + 1) % Size;
+    public string Describe(int rank) => $"rank {rank} ({Nodes[rank]})";
+}
+
+/// <summary>
+/// Tuning of the engine. <see cref="ChunkBytes"/> stays under 80 KB so that chunks never land on the
+/// .NET large-object heap and stay well below Akka Remote's frame size; <see cref="Window"/> bounds
+/// the chunks in flight per link (Akka Remote has no backpressure of its own).
+/// </summary>
+public sealed record CollectiveOptions(int BucketBytes, int ChunkBytes, int Window, TimeSpan Deadline, TimeSpan AbortGrace)
+{
+    public static CollectiveOptions Default { get; } = new(4 * 1024 * 1024, 64 * 1024, 16, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1));
+
+    public int BucketElements => BucketBytes / sizeof(float);
+    public int ChunkElements => ChunkBytes / sizeof(float);
+
+    public void Validate()
+    {
+        if (BucketBytes < 4 || BucketBytes % 4 != 0) throw new ArgumentException($"bucket size must be a positive multiple of 4 bytes, was {BucketBytes}");
+        if (ChunkBytes < 4 || ChunkBytes % 4 != 0 || ChunkBytes > 120_000) throw new ArgumentException($"chunk size must be a multiple of 4 in [4, 120000] bytes, was {ChunkBytes}");
+        if (Window < 1) throw new ArgumentException($"window must be at least 1, was {Window}");
+        if (Deadline <= TimeSpan.Zero) throw new ArgumentException($"deadline must be positive, was {Deadline}");
+    }
+}
