@@ -97,8 +97,7 @@ public static class RunCommand
                 var progress = new SyncProgress<TrainingProgress>(p =>
                 {
                     task.Value = p.Step;
-                    task.Description = string.Create(CultureInfo.InvariantCulture,
-                        $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s");
+                    task.Description = Describe(p);
                 });
                 result = LocalTrainingRun.Run(spec, data, device, weights, progress, token);
             });
@@ -113,10 +112,12 @@ public static class RunCommand
         {
             if (p.Step != p.TotalSteps && DateTime.UtcNow - last < TimeSpan.FromSeconds(2)) return;
             last = DateTime.UtcNow;
-            writer.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s"));
+            writer.WriteLine(Describe(p));
         });
     }
+
+    private static string Describe(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s");
 
     private sealed record RunResultJson(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string Weights, double ElapsedSeconds);
 }

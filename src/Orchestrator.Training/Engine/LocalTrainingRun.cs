@@ -51,8 +51,8 @@ public static class LocalTrainingRun
                 report.Add(epoch, step, lossSum, count, samples / clock.Elapsed.TotalSeconds);
             }
         }
-        report.Flush(samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
         double samplesPerSecond = samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+        report.Flush(samplesPerSecond);
 
         var evaluation = replica.Evaluate();
         ModelWeights.Save(replica.Model, weightsPath, new Dictionary<string, string>

@@ -53,7 +53,9 @@ public sealed class Replica : IDisposable
             foreach (var p in Model.parameters()) p.grad = zeros_like(p).DetachFromDisposeScope();
             return 0;
         }
-        var index = tensor(indices.ToArray().Select(i => (long)i).ToArray(), ScalarType.Int64).to(Device);
+        var positions = new long[indices.Length];
+        for (int i = 0; i < positions.Length; i++) positions[i] = indices[i];
+        var index = tensor(positions, ScalarType.Int64).to(Device);
         var logits = Model.forward(_train.Images.index_select(0, index));
         var lossSum = functional.cross_entropy(logits, _train.Labels.index_select(0, index), reduction: Reduction.Sum);
         lossSum.div(globalCount).backward();
