@@ -5,6 +5,7 @@ using Orchestrator.Cli.Commands;
 var root = new RootCommand("orchestrator: the Orchestrator console client (distributed data-parallel training for .NET)");
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(CompareCommand.Create());
+foreach (var command in ClusterCommands.Create()) root.Subcommands.Add(command);
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -1,3 +1,5 @@
+using MessagePack;
+
 namespace Orchestrator.Core.Protocol;
 
 /// <summary>
@@ -18,10 +20,14 @@ public interface IRingMessage : IOrchestratorMessage
 /// values (little-endian) at the start of <see cref="Payload"/>. The payload is usually rented from a
 /// pool and longer than <see cref="Length"/>: whoever consumes the message returns it.
 /// </summary>
-public sealed record RingChunk(int Generation, long Collective, int FromRank, int Sequence, byte[] Payload, int Length) : IRingMessage;
+[MessagePackObject]
+public sealed record RingChunk([property: Key(0)] int Generation, [property: Key(1)] long Collective, [property: Key(2)] int FromRank,
+                               [property: Key(3)] int Sequence, [property: Key(4)] byte[] Payload, [property: Key(5)] int Length) : IRingMessage;
 
 /// <summary>Flow control, to the left-hand neighbour: "I consumed <see cref="Count"/> more of your chunks".</summary>
-public sealed record RingCredit(int Generation, long Collective, int FromRank, int Count) : IRingMessage;
+[MessagePackObject]
+public sealed record RingCredit([property: Key(0)] int Generation, [property: Key(1)] long Collective, [property: Key(2)] int FromRank,
+                                [property: Key(3)] int Count) : IRingMessage;
 
 /// <summary>
 /// The collective is abandoned. <see cref="OriginRank"/> diagnosed <see cref="Report"/> and names the
@@ -29,4 +35,7 @@ public sealed record RingCredit(int Generation, long Collective, int FromRank, i
 /// a chunk, never acknowledged one, or lost one) rather than a stall that may have spread from
 /// elsewhere. Every rank forwards the first abort it hears from an origin around the ring.
 /// </summary>
-public sealed record RingAbort(int Generation, long Collective, int FromRank, int OriginRank, string Report, int[] SuspectRanks, bool Certain) : IRingMessage;
+[MessagePackObject]
+public sealed record RingAbort([property: Key(0)] int Generation, [property: Key(1)] long Collective, [property: Key(2)] int FromRank,
+                               [property: Key(3)] int OriginRank, [property: Key(4)] string Report, [property: Key(5)] int[] SuspectRanks,
+                               [property: Key(6)] bool Certain) : IRingMessage;

@@ -1,0 +1,51 @@
+# Shared by local-cluster.sh and start-node.sh: the run folder's layout and starting one node.
+# shellcheck shell=bash
+# Run folder: cluster.env (seeds, ports), nodes/<name>.{pid,role,address}, logs/<name>.log,
+# data/<name>/ (journal, api-token, job output), client.env (for the client and for scripts).
+
+orch_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# orch_pid_alive <pid>: true when the pid is a live orchestrator-node process (never trust a reused pid).
+orch_pid_alive() {
+  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q "orchestrator-node"
+}
+
+# orch_start_node <run dir> <name> <roles> <remoting port> [extra node args...]: starts one node in the
+# background with the run folder's seeds, records its pid, role and address.
+orch_start_node() {
+  local dir="$1" name="$2" roles="$3" port="$4"; shift 4
+  local dll; dll="$(orch_built_dll Orchestrator.Node orchestrator-node)" || return 1
+  # shellcheck disable=SC1091
+  source "$dir/cluster.env"
+  local configs=(--config "$ORCH_ROOT/cluster-config/common.conf")
+  local role
+  for role in ${roles//,/ }; do configs+=(--config "$ORCH_ROOT/cluster-config/$role.conf"); done
+  configs+=(--config "$ORCH_ROOT/cluster-config/local-cluster.conf")
+  mkdir -p "$dir/nodes" "$dir/logs" "$dir/data/$name"
+  local seeds=() s
+  for s in ${ORCH_SEEDS//,/ }; do seeds+=(--seed "$s"); done
+  local args=(--roles "$roles" "${configs[@]}" --hostname 127.0.0.1 --port "$port" --data-dir "$dir/data/$name" "${seeds[@]}" "$@")
+  # The exact arguments, so that `local-cluster.sh start <name>` can bring a stopped node back as it was.
+  printf '%s\0' "${args[@]}" >"$dir/nodes/$name.args"
+  orch_launch "$dir" "$name" "$dll" "${args[@]}"
+}
+
+# orch_launch <run dir> <name> <dll> <args...>: the node process itself, in the background.
+orch_launch() {
+  local dir="$1" name="$2" dll="$3"; shift 3
+  nohup dotnet "$dll" "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$dir/nodes/$name.pid"
+}
+
+# orch_restart_node <run dir> <name>: starts a stopped node again with the arguments it had.
+orch_restart_node() {
+  local dir="$1" name="$2"
+  [ -f "$dir/nodes/$name.args" ] || { echo "no node '$name' in $dir" >&2; return 2; }
+  if orch_pid_alive "$(cat "$dir/nodes/$name.pid" 2>/dev/null)"; then echo "node '$name' is running" >&2; return 1; fi
+  local dll; dll="$(orch_built_dll Orchestrator.Node orchestrator-node)" || return 1
+  local args=()
+  mapfile -d '' args <"$dir/nodes/$name.args"
+  orch_launch "$dir" "$name" "$dll" "${args[@]}"
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# A whole cluster on this machine, as separate processes on 127.0.0.1: one coordinator (with the job
+# API) and N workers, on free ports chosen now. Logs, pids, ports, the API token and data live in
+# the run folder (.orchestrator/local by default), with client.env for the client and scripts.
+#
+# Usage: scripts/local-cluster.sh up [--workers N] [--devices-per-worker D] [--dir D]
+#        scripts/local-cluster.sh down [--dir D]      stops exactly the processes it started
+#        scripts/local-cluster.sh status [--dir D]    one line per node: name, role, address, pid, state
+#        scripts/local-cluster.sh start NAME [--dir D] starts a stopped node again (same port, data, args)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$ORCH_ROOT/scripts/lib/cluster.sh"
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 1 ] || usage
+action="$1"; shift
+node=""
+if [ "$action" = start ]; then node="${1:?start needs a node name (see status)}"; shift; fi
+dir="$ORCH_ROOT/.orchestrator/local"
+workers=2
+devices=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workers) workers="${2:?--workers needs a number}"; shift 2 ;;
+    --devices-per-worker) devices="${2:?--devices-per-worker needs a number}"; shift 2 ;;
+    --dir) dir="${2:?--dir needs a folder}"; shift 2 ;;
+    *) echo "local-cluster.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "local-cluster.sh: --workers must be a positive integer, was '$workers'" >&2; exit 2; }
+[[ "$devices" =~ ^[1-9][0-9]*$ ]] || { echo "local-cluster.sh: --devices-per-worker must be a positive integer, was '$devices'" >&2; exit 2; }
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+
+running_nodes() {
+  local f
+  for f in "$dir"/nodes/*.pid; do
+    [ -e "$f" ] || continue
+    orch_pid_alive "$(cat "$f")" && basename "$f" .pid
+  done
+  return 0
+}
+
+down() {
+  local f pid pids=()
+  for f in "$dir"/nodes/*.pid; do
+    [ -e "$f" ] || continue
+    pid="$(cat "$f")"
+    if orch_pid_alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
+  done
+  local deadline=$((SECONDS + 15))
+  for pid in "${pids[@]}"; do
+    while orch_pid_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    if orch_pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  rm -f "$dir"/nodes/*.pid "$dir/client.env"
+  echo "local cluster in $dir: stopped ${#pids[@]} process(es)"
+}
+
+status() {
+  local f name pid state any=0
+  for f in "$dir"/nodes/*.role; do
+    [ -e "$f" ] || continue
+    any=1
+    name="$(basename "$f" .role)"
+    pid="$(cat "$dir/nodes/$name.pid" 2>/dev/null || echo -)"
+    if orch_pid_alive "$pid"; then state=running; else state=stopped; fi
+    printf '%-12s %-22s %-40s pid %-8s %s\n' "$name" "$(cat "$f")" "$(cat "$dir/nodes/$name.address")" "$pid" "$state"
+  done
+  [ $any = 1 ] || echo "no local cluster in $dir"
+}
+
+up() {
+  if [ -n "$(running_nodes)" ]; then
+    echo "local-cluster.sh: a cluster is already running in $dir (scripts/local-cluster.sh down first)" >&2
+    exit 1
+  fi
+  orch_built_dll Orchestrator.Node orchestrator-node >/dev/null
+  rm -rf "$dir/nodes" "$dir/client.env"
+  mkdir -p "$dir/logs"
+  local coord_port api_port first_worker_port
+  coord_port="$(orch_free_port)"; api_port="$(orch_free_port)"; first_worker_port="$(orch_free_port)"
+  # Two seeds (the coordinator and the first worker), so that a restarted coordinator rejoins the
+  # running cluster instead of forming an island of its own.
+  cat >"$dir/cluster.env" <<ENV
+ORCH_SEEDS=akka.tcp://orchestrator@127.0.0.1:$coord_port,akka.tcp://orchestrator@127.0.0.1:$first_worker_port
+ORCH_COORDINATOR_PORT=$coord_port
+ORCH_API_PORT=$api_port
+ENV
+  orch_start_node "$dir" coordinator coordinator,checkpoint "$coord_port" --api-port "$api_port"
+  local i port
+  for i in $(seq 1 "$workers"); do
+    if [ "$i" = 1 ]; then port="$first_worker_port"; else port="$(orch_free_port)"; fi
+    orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices"
+  done
+
+  # Ready when the API answers and lists every worker.
+  local token_file="$dir/data/coordinator/api-token" deadline=$((SECONDS + 90)) seen=0
+  while [ $SECONDS -lt $deadline ]; do
+    for f in "$dir"/nodes/*.pid; do
+      if ! orch_pid_alive "$(cat "$f")"; then
+        echo "local-cluster.sh: node $(basename "$f" .pid) exited; its log:" >&2
+        tail -20 "$dir/logs/$(basename "$f" .pid).log" >&2
+        down >/dev/null; exit 1
+      fi
+    done
+    if [ -s "$token_file" ]; then
+      seen="$( { curl -s -m 5 -H "Authorization: Bearer $(cat "$token_file")" "http://127.0.0.1:$api_port/api/v1/workers" || true; } \
+              | python3 -c 'import json,sys
+try: print(len(json.load(sys.stdin)))
+except Exception: print(0)')"
+      [ "$seen" -ge "$workers" ] && break
+    fi
+    sleep 0.5
+  done
+  if [ "$seen" -lt "$workers" ]; then
+    echo "local-cluster.sh: only $seen of $workers worker(s) registered within 90 s; logs in $dir/logs" >&2
+    down >/dev/null; exit 1
+  fi
+  umask 077
+  cat >"$dir/client.env" <<ENV
+ORCHESTRATOR_CONTACT=http://127.0.0.1:$api_port
+ORCHESTRATOR_TOKEN=$(cat "$token_file")
+ENV
+  echo "local cluster up in $dir: coordinator + $workers worker(s), job API http://127.0.0.1:$api_port"
+  status
+}
+
+case "$action" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  start) orch_restart_node "$dir" "$node" && echo "$node started again, pid $(cat "$dir/nodes/$node.pid")" ;;
+  *) usage ;;
+esac

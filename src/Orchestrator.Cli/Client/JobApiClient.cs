@@ -1,0 +1,102 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace Orchestrator.Cli.Client;
+
+/// <summary>An error answer of the job API, or no answer at all; carries the exit code it maps to.</summary>
+public sealed class ApiException(string message, int exitCode) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+/// <summary>
+/// The job API over HTTP. Every failure becomes an <see cref="ApiException"/> with a message that names
+/// the address; connecting is bounded by <c>connect-timeout</c>, so an unreachable contact point fails
+/// within seconds. While the job manager is starting or moving (503) a request is retried until
+/// <c>request-timeout</c>.
+/// </summary>
+public sealed class JobApiClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly ClientSettings _settings;
+
+    public JobApiClient(ClientSettings settings)
+    {
+        _settings = settings;
+        var handler = new SocketsHttpHandler { ConnectTimeout = settings.ConnectTimeout };
+        _http = new HttpClient(handler) { BaseAddress = settings.Contact, Timeout = settings.RequestTimeout };
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", settings.Token);
+    }
+
+    public JsonElement Get(string path) => Send(() => new HttpRequestMessage(HttpMethod.Get, path));
+
+    public JsonElement Post(string path, string? body = null) => Send(() => new HttpRequestMessage(HttpMethod.Post, path)
+    {
+        Content = body is null ? null : new StringContent(body, Encoding.UTF8, "application/json"),
+    });
+
+    private JsonElement Send(Func<HttpRequestMessage> request)
+    {
+        var deadline = DateTime.UtcNow + _settings.RequestTimeout;
+        while (true)
+        {
+            using var message = request();
+            HttpResponseMessage response;
+            try
+            {
+                response = _http.Send(message);
+            }
+            catch (HttpRequestException ex)
+            {
+                var why = ex.InnerException is SocketException se ? se.Message : ex.Message;
+                throw new ApiException($"cannot reach the job API at {_settings.Contact}: {why}", ExitCodes.Failed);
+            }
+            catch (TaskCanceledException)
+            {
+                throw new ApiException($"the job API at {_settings.Contact} did not answer within {_settings.RequestTimeout.TotalSeconds:0} s", ExitCodes.Failed);
+            }
+            using (response)
+            {
+                var text = response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+                if (response.IsSuccessStatusCode) return Parse(text);
+                if (response.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline)
+                {
+                    Thread.Sleep(500);
+                    continue;
+                }
+                throw Error(response.StatusCode, text);
+            }
+        }
+    }
+
+    private JsonElement Parse(string text)
+    {
+        try { return JsonDocument.Parse(text).RootElement.Clone(); }
+        catch (JsonException) { throw new ApiException($"the job API at {_settings.Contact} answered with something that is not JSON", ExitCodes.Failed); }
+    }
+
+    private ApiException Error(HttpStatusCode status, string body)
+    {
+        string field = "", error = body;
+        try
+        {
+            var json = JsonDocument.Parse(body).RootElement;
+            field = json.TryGetProperty("field", out var f) ? f.GetString() ?? "" : "";
+            error = json.TryGetProperty("error", out var e) ? e.GetString() ?? body : body;
+        }
+        catch (JsonException) { }
+        return status switch
+        {
+            HttpStatusCode.BadRequest => new ApiException(field.Length == 0 ? $"invalid job: {error}" : $"invalid job: field '{field}': {error}", ExitCodes.BadInput),
+            HttpStatusCode.Unauthorized => new ApiException($"the job API at {_settings.Contact} refused the token (401); check --token or {ClientSettings.TokenVariable}", ExitCodes.Failed),
+            HttpStatusCode.NotFound => new ApiException(error.Length > 0 ? error : "not found", ExitCodes.BadInput),
+            HttpStatusCode.RequestEntityTooLarge => new ApiException(error, ExitCodes.BadInput),
+            _ => new ApiException($"the job API at {_settings.Contact} answered {(int)status}: {error}", ExitCodes.Failed),
+        };
+    }
+
+    public void Dispose() => _http.Dispose();
+}

@@ -1,0 +1,302 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Orchestrator.Cli.Client;
+using Spectre.Console;
+
+namespace Orchestrator.Cli.Commands;
+
+/// <summary>
+/// The commands that talk to a cluster's job API (PRODUCT.md section 7): submit, status, list, watch,
+/// cancel, checkpoints, workers. Each takes --contact and --token; --json prints the API's document.
+/// </summary>
+public static class ClusterCommands
+{
+    private static readonly HashSet<string> EndStates = ["Completed", "Failed", "Cancelled"];
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Submit();
+        yield return Status();
+        yield return List();
+        yield return Watch();
+        yield return Cancel();
+        yield return Checkpoints();
+        yield return Workers();
+    }
+
+    private sealed class Connection
+    {
+        public readonly Option<string?> Contact = new("--contact") { Description = "the job API, http://host:port (default: $ORCHESTRATOR_CONTACT, cluster-config/client.conf, or the local cluster's run folder)" };
+        public readonly Option<string?> Token = new("--token") { Description = "the API token (default: $ORCHESTRATOR_TOKEN, cluster-config/client.conf, or the local cluster's run folder)" };
+
+        public void AddTo(Command command) { command.Options.Add(Contact); command.Options.Add(Token); }
+
+        public JobApiClient Open(ParseResult result) => new(ClientSettings.Resolve(result.GetValue(Contact), result.GetValue(Token)));
+    }
+
+    private static Command Submit()
+    {
+        var connection = new Connection();
+        var job = new Argument<string>("job") { Description = "the job file (JSON)" };
+        var wait = new Option<bool>("--wait") { Description = "watch the job until it ends; exit 0 only if it completed" };
+        var json = new Option<bool>("--json") { Description = "print {id, name, state} as JSON" };
+        var command = new Command("submit", "submit a job to the cluster; prints the new job's id") { job, wait, json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            var path = result.GetValue(job)!;
+            if (!File.Exists(path)) throw new UsageException($"job file not found: {path}");
+            string text;
+            try { text = File.ReadAllText(path); }
+            catch (IOException ex) { throw new UsageException($"cannot read the job file {path}: {ex.Message}"); }
+            using var api = connection.Open(result);
+            var accepted = api.Post("/api/v1/jobs", text);
+            var id = accepted.GetProperty("id").GetString()!;
+            Console.WriteLine(result.GetValue(json) ? JsonOutput.Serialize(accepted) : id);
+            return result.GetValue(wait) ? Follow(api, id, quiet: result.GetValue(json)) : ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var json = new Option<bool>("--json") { Description = "print the status document as JSON" };
+        var command = new Command("status", "a job's state, progress, workers, checkpoints and error") { id, json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            using var api = connection.Open(result);
+            var status = api.Get(JobPath(result.GetValue(id)!));
+            if (result.GetValue(json)) Console.WriteLine(JsonOutput.Serialize(status));
+            else PrintStatus(status);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command List()
+    {
+        var connection = new Connection();
+        var json = new Option<bool>("--json") { Description = "print [{id, name, state}] as JSON" };
+        var command = new Command("list", "every job the cluster has accepted, with its state") { json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            using var api = connection.Open(result);
+            var jobs = api.Get("/api/v1/jobs");
+            if (result.GetValue(json)) { Console.WriteLine(JsonOutput.Serialize(jobs)); return ExitCodes.Success; }
+            if (jobs.GetArrayLength() == 0) { Console.WriteLine("no jobs"); return ExitCodes.Success; }
+            var table = new Table().AddColumns("id", "name", "state");
+            foreach (var j in jobs.EnumerateArray()) table.AddRow(Text(j, "id"), Text(j, "name"), Text(j, "state"));
+            AnsiConsole.Write(table);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Watch()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var command = new Command("watch", "follow a job until it ends: progress, loss, throughput; exit 0 only if it completed") { id };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            using var api = connection.Open(result);
+            return Follow(api, result.GetValue(id)!, quiet: false);
+        }));
+        return command;
+    }
+
+    private static Command Cancel()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var command = new Command("cancel", "stop a job (queued or running); its checkpoints stay") { id };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            using var api = connection.Open(result);
+            var jobId = result.GetValue(id)!;
+            var answer = api.Post(JobPath(jobId) + "/cancel");
+            var state = Text(answer, "state");
+            if (answer.GetProperty("changed").GetBoolean()) { Console.WriteLine($"{jobId}: {state}"); return ExitCodes.Success; }
+            Console.Error.WriteLine($"orchestrator: job {jobId} had already ended ({state}); nothing to cancel");
+            return ExitCodes.Failed;
+        }));
+        return command;
+    }
+
+    private static Command Checkpoints()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var json = new Option<bool>("--json") { Description = "print [{step, epoch, path, accuracy, loss, verified}] as JSON, oldest first" };
+        var command = new Command("checkpoints", "a job's checkpoints with step, metrics, path and whether they verify") { id, json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            using var api = connection.Open(result);
+            var list = api.Get(JobPath(result.GetValue(id)!) + "/checkpoints");
+            if (result.GetValue(json)) { Console.WriteLine(JsonOutput.Serialize(list)); return ExitCodes.Success; }
+            if (list.GetArrayLength() == 0) { Console.WriteLine("no checkpoints"); return ExitCodes.Success; }
+            var table = new Table().AddColumns("step", "epoch", "accuracy", "loss", "verified", "path");
+            foreach (var c in list.EnumerateArray())
+                table.AddRow(Text(c, "step"), Text(c, "epoch"), Number(c, "accuracy", "F4"), Number(c, "loss", "F4"), Text(c, "verified"), Text(c, "path"));
+            AnsiConsole.Write(table);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Workers()
+    {
+        var connection = new Connection();
+        var json = new Option<bool>("--json") { Description = "print [{node, status, devices, runningJob}] as JSON" };
+        var command = new Command("workers", "the worker nodes the coordinator knows, with their devices") { json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            using var api = connection.Open(result);
+            var workers = api.Get("/api/v1/workers");
+            if (result.GetValue(json)) { Console.WriteLine(JsonOutput.Serialize(workers)); return ExitCodes.Success; }
+            if (workers.GetArrayLength() == 0) { Console.WriteLine("no workers registered"); return ExitCodes.Success; }
+            var table = new Table().AddColumns("node", "status", "devices", "job");
+            foreach (var w in workers.EnumerateArray())
+                table.AddRow(Text(w, "node"), Text(w, "status"),
+                    string.Join(", ", w.GetProperty("devices").EnumerateArray().Select(d => $"{Text(d, "type")}:{Text(d, "index")}")), Text(w, "runningJob"));
+            AnsiConsole.Write(table);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    /// <summary>Polls the job until it ends; a progress bar on a terminal, a line every few seconds otherwise.</summary>
+    private static int Follow(JobApiClient api, string id, bool quiet)
+    {
+        var path = JobPath(id);
+        JsonElement status;
+        if (!quiet && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            status = default;
+            AnsiConsole.Progress().AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .Start(context =>
+                {
+                    var task = context.AddTask(id, maxValue: 1);
+                    while (true)
+                    {
+                        status = api.Get(path);
+                        if (Long(status, "totalSteps") is { } total and > 0) task.MaxValue = total;
+                        task.Value = Long(status, "step") ?? 0;
+                        task.Description = Markup.Escape(Describe(status));
+                        if (EndStates.Contains(Text(status, "state"))) break;
+                        Thread.Sleep(500);
+                    }
+                });
+        }
+        else
+        {
+            string last = "";
+            var lastAt = DateTime.MinValue;
+            while (true)
+            {
+                status = api.Get(path);
+                var line = Describe(status);
+                bool ended = EndStates.Contains(Text(status, "state"));
+                if (!quiet && line != last && (ended || DateTime.UtcNow - lastAt >= TimeSpan.FromSeconds(2)))
+                {
+                    Console.WriteLine(line);
+                    last = line;
+                    lastAt = DateTime.UtcNow;
+                }
+                if (ended) break;
+                Thread.Sleep(500);
+            }
+        }
+        var state = Text(status, "state");
+        if (state == "Completed")
+        {
+            if (!quiet)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{id} completed: held-out accuracy {Number(status, "accuracy", "F4")}, loss {Number(status, "loss", "F4")}, {Text(status, "step")} steps"));
+                Console.WriteLine($"weights: {Text(status, "weights")}");
+            }
+            return ExitCodes.Success;
+        }
+        Console.Error.WriteLine($"orchestrator: job {id} ended {state}{(Text(status, "error") is { Length: > 0 } e ? ": " + e : "")}");
+        return ExitCodes.Failed;
+    }
+
+    private static string Describe(JsonElement s)
+    {
+        var state = Text(s, "state");
+        if (state == "Queued") return $"{Text(s, "id")} Queued: {Text(s, "message")}";
+        var line = string.Create(CultureInfo.InvariantCulture, $"{Text(s, "id")} {state}");
+        if (Long(s, "totalSteps") is { } total)
+            line += string.Create(CultureInfo.InvariantCulture,
+                $" epoch {Text(s, "epoch")}/{Text(s, "epochs")} step {Text(s, "step")}/{total} loss {Number(s, "loss", "F4")} {Number(s, "samplesPerSecond", "F0")} samples/s");
+        return line;
+    }
+
+    private static void PrintStatus(JsonElement s)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        void Row(string name, string value) { if (value.Length > 0) grid.AddRow(name, Markup.Escape(value)); }
+        Row("id", Text(s, "id"));
+        Row("name", Text(s, "name"));
+        Row("state", Text(s, "state"));
+        Row("waiting", Text(s, "message"));
+        if (Long(s, "totalSteps") is { } total)
+        {
+            Row("epoch", $"{Text(s, "epoch")}/{Text(s, "epochs")}");
+            Row("step", $"{Text(s, "step")}/{total}");
+        }
+        Row("loss", Number(s, "loss", "F4"));
+        Row("samples/s", Number(s, "samplesPerSecond", "F0"));
+        Row("accuracy", Number(s, "accuracy", "F4"));
+        Row("workers", string.Join(", ", s.GetProperty("workers").EnumerateArray().Select(w => w.GetString())));
+        Row("devices", Text(s, "devicesRequested"));
+        Row("failures", Text(s, "failures") == "0" ? "" : Text(s, "failures"));
+        Row("latest checkpoint", Checkpoint(s, "latestCheckpoint"));
+        Row("best checkpoint", Checkpoint(s, "bestCheckpoint"));
+        Row("weights", Text(s, "weights"));
+        Row("error", Text(s, "error"));
+        Row("submitted", Text(s, "submittedAt"));
+        Row("ended", Text(s, "endedAt"));
+        AnsiConsole.Write(grid);
+    }
+
+    private static string Checkpoint(JsonElement s, string name) =>
+        s.TryGetProperty(name, out var c) && c.ValueKind == JsonValueKind.Object
+            ? $"step {Text(c, "step")}, accuracy {Number(c, "accuracy", "F4")}, {(c.GetProperty("verified").GetBoolean() ? "verified" : "UNVERIFIED")}, {Text(c, "path")}"
+            : "";
+
+    private static string JobPath(string id) => "/api/v1/jobs/" + Uri.EscapeDataString(id);
+
+    private static string Text(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) ? v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString() ?? "",
+            JsonValueKind.Null or JsonValueKind.Undefined => "",
+            JsonValueKind.True => "yes",
+            JsonValueKind.False => "no",
+            _ => v.GetRawText(),
+        } : "";
+
+    private static long? Long(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
+
+    private static string Number(JsonElement e, string name, string format) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble().ToString(format, CultureInfo.InvariantCulture) : "";
+
+    private static int Run(Func<int> command) => CliErrors.Run(() =>
+    {
+        try { return command(); }
+        catch (ApiException ex) { return CliErrors.Report(ex.Message, ex.ExitCode); }
+    });
+}

@@ -1,0 +1,97 @@
+using System.Collections.Immutable;
+using Orchestrator.Core.Jobs;
+using Orchestrator.Core.Protocol;
+using Orchestrator.Training.Models;
+using static Orchestrator.Core.Protocol.JobEvents;
+
+namespace Orchestrator.Cluster.Coordinator;
+
+public enum JobState { Queued, Running, Recovering, Completed, Failed, Cancelled }
+
+/// <summary>Where a running job is, from its rank-0 worker's last report. Kept in memory only.</summary>
+public sealed record JobProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond);
+
+/// <summary>One job as the job manager knows it: its spec, its state and what that state carries.</summary>
+public sealed record JobRecord(
+    string Id,
+    long Sequence,
+    string Name,
+    string SpecJson,
+    int Workers,
+    int DevicesPerWorker,
+    int Epochs,
+    JobState State,
+    DateTimeOffset SubmittedAt,
+    DateTimeOffset? StartedAt = null,
+    DateTimeOffset? EndedAt = null,
+    ImmutableList<string>? Nodes = null,
+    string? Error = null,
+    double? Accuracy = null,
+    double? FinalLoss = null,
+    long Steps = 0,
+    string? Weights = null,
+    int Failures = 0,
+    JobProgress? Progress = null)
+{
+    public int DevicesRequested => Workers * DevicesPerWorker;
+    public bool IsActive => State is JobState.Queued or JobState.Running or JobState.Recovering;
+    public ImmutableList<string> AssignedNodes => Nodes ?? [];
+}
+
+/// <summary>
+/// The job manager's state: every job ever accepted, built only by applying journal events, so that
+/// recovery and live operation cannot disagree. Immutable; <see cref="Apply"/> returns the next book.
+/// </summary>
+public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequence, ImmutableDictionary<string, long> SequenceById, long LastSequence)
+{
+    public static readonly JobBook Empty = new(ImmutableSortedDictionary<long, JobRecord>.Empty, ImmutableDictionary<string, long>.Empty, 0);
+
+    public IEnumerable<JobRecord> Jobs => BySequence.Values;
+
+    /// <summary>Queued jobs, first in first out.</summary>
+    public IEnumerable<JobRecord> Queue => BySequence.Values.Where(j => j.State == JobState.Queued);
+
+    public JobRecord? Find(string id) => SequenceById.TryGetValue(id, out var seq) ? BySequence[seq] : null;
+
+    /// <summary>Ids are the job's name and its submit number: readable, unique, and safe as folder names.</summary>
+    public static string IdFor(string name, long sequence) => $"{name}-{sequence}";
+
+    public JobBook Apply(IOrchestratorMessage evt) => evt switch
+    {
+        JobSubmitted e => Add(e),
+        JobStarted e => Update(e.Id, j => j with { State = JobState.Running, StartedAt = At(e.AtMs), Nodes = [.. e.Workers], Progress = null }),
+        JobCompleted e => Update(e.Id, j => j with
+        {
+            State = JobState.Completed, EndedAt = At(e.AtMs), Accuracy = e.Accuracy, FinalLoss = e.Loss, Steps = e.Steps, Weights = e.WeightsPath,
+        }),
+        JobFailed e => Update(e.Id, j => j with { State = JobState.Failed, EndedAt = At(e.AtMs), Error = e.Error }),
+        JobCancelled e => Update(e.Id, j => j with { State = JobState.Cancelled, EndedAt = At(e.AtMs) }),
+        JobRequeued e => Update(e.Id, j => j with { State = JobState.Queued, Nodes = [], Progress = null, Error = null, StartedAt = null }),
+        _ => throw new ArgumentException($"not a job event: {evt.GetType().Name}"),
+    };
+
+    public JobBook WithProgress(string id, JobProgress progress) =>
+        Find(id) is { State: JobState.Running } ? Update(id, j => j with { Progress = progress }) : this;
+
+    private JobBook Add(JobSubmitted e)
+    {
+        JobRecord record;
+        try
+        {
+            var spec = JobSpecParser.Parse(e.SpecJson, ModelRegistry.Names);
+            record = new JobRecord(e.Id, e.Sequence, spec.Name, e.SpecJson, spec.Workers, spec.DevicesPerWorker, spec.Epochs, JobState.Queued, At(e.AtMs));
+        }
+        catch (JobSpecException ex)
+        {
+            // Accepted by an older version whose rules differ: keep the job (nothing accepted is lost), failed with the reason.
+            record = new JobRecord(e.Id, e.Sequence, e.Id, e.SpecJson, 0, 0, 0, JobState.Failed, At(e.AtMs),
+                Error: $"the job file is no longer valid: field '{ex.Field}': {ex.Problem}");
+        }
+        return new JobBook(BySequence.SetItem(e.Sequence, record), SequenceById.SetItem(e.Id, e.Sequence), Math.Max(LastSequence, e.Sequence));
+    }
+
+    private JobBook Update(string id, Func<JobRecord, JobRecord> change) =>
+        SequenceById.TryGetValue(id, out var seq) ? this with { BySequence = BySequence.SetItem(seq, change(BySequence[seq])) } : this;
+
+    private static DateTimeOffset At(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+}

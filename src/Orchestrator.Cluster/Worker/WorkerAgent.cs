@@ -1,0 +1,110 @@
+using Akka.Actor;
+using Akka.Event;
+using Orchestrator.Core.Jobs;
+using Orchestrator.Core.Settings;
+using Orchestrator.Training.Models;
+using static Orchestrator.Core.Protocol.ClusterProtocol;
+using static Orchestrator.Core.Protocol.TrainingProtocol;
+
+namespace Orchestrator.Cluster.Worker;
+
+/// <summary>
+/// One per worker node, at <c>/user/worker-agent</c>. Answers the coordinator's registry with the
+/// node's devices, runs at most one job at a time in a <see cref="Trainer"/> child, relays its
+/// reports to the job runner, and stops training when the runner's node is gone (a job must not
+/// train on for a coordinator that no longer exists).
+/// </summary>
+public sealed class WorkerAgent : ReceiveActor
+{
+    public const string Name = "worker-agent";
+
+    private readonly string _node;
+    private readonly IReadOnlyList<DeviceInfo> _devices;
+    private readonly string _dataDir;
+    private readonly WorkerSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HashSet<IActorRef> _registries = [];
+    private Running? _running;
+
+    private sealed record Running(string JobId, IActorRef Runner, IActorRef Trainer);
+
+    public static Props Props(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings) =>
+        Akka.Actor.Props.Create(() => new WorkerAgent(node, devices, dataDir, settings));
+
+    public WorkerAgent(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings)
+    {
+        _node = node;
+        _devices = devices;
+        _dataDir = dataDir;
+        _settings = settings;
+
+        Receive<RequestInventory>(_ =>
+        {
+            _registries.Add(Sender);
+            Sender.Tell(Inventory());
+        });
+        Receive<StartTraining>(Start);
+        Receive<StopTraining>(stop =>
+        {
+            if (_running is { } r && r.JobId == stop.JobId) r.Trainer.Forward(stop);
+            else Sender.Tell(new TrainingStopped(stop.JobId, _node));   // nothing to stop: say so at once
+        });
+        // Reports from the trainer go to the runner.
+        Receive<TrainingStarted>(m => _running?.Runner.Tell(m));
+        Receive<TrainingProgress>(m => _running?.Runner.Tell(m));
+        Receive<TrainingCompleted>(m => _running?.Runner.Tell(m));
+        Receive<TrainingFailed>(m => _running?.Runner.Tell(m));
+        Receive<Terminated>(OnTerminated);
+    }
+
+    private WorkerInventory Inventory() => new(_node, _devices, _running?.JobId);
+
+    private void Start(StartTraining start)
+    {
+        if (_running is { } busy)
+        {
+            Sender.Tell(new TrainingFailed(start.JobId, _node, $"worker {_node} is still running job {busy.JobId}"));
+            return;
+        }
+        JobSpec spec;
+        try { spec = JobSpecParser.Parse(start.SpecJson, ModelRegistry.Names); }
+        catch (JobSpecException ex)
+        {
+            Sender.Tell(new TrainingFailed(start.JobId, _node, $"the worker rejected the job: field '{ex.Field}': {ex.Problem}"));
+            return;
+        }
+        var output = Path.Combine(_dataDir, "jobs", start.JobId);
+        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings), "trainer-" + Uri.EscapeDataString(start.JobId));
+        Context.Watch(trainer);
+        Context.Watch(Sender);
+        _running = new Running(start.JobId, Sender, trainer);
+        _log.Info("job {0}: training as rank {1} of {2} for {3}", start.JobId, start.Rank, start.WorldSize, Sender.Path);
+        Announce();
+    }
+
+    private void OnTerminated(Terminated t)
+    {
+        if (_running is not { } r) { _registries.Remove(t.ActorRef); return; }
+        if (t.ActorRef.Equals(r.Trainer))
+        {
+            // The compute thread has ended (completed, failed or stopped): the devices are free.
+            Context.Unwatch(r.Runner);
+            r.Runner.Tell(new TrainingStopped(r.JobId, _node));
+            _running = null;
+            Announce();
+        }
+        else if (t.ActorRef.Equals(r.Runner))
+        {
+            _log.Warning("job {0}: its job runner {1} is gone (coordinator stopped or unreachable); stopping training", r.JobId, r.Runner.Path);
+            r.Trainer.Tell(new StopTraining(r.JobId));
+        }
+        _registries.Remove(t.ActorRef);
+    }
+
+    /// <summary>Tells every registry that asked about this node that its state changed.</summary>
+    private void Announce()
+    {
+        var inventory = Inventory();
+        foreach (var registry in _registries) registry.Tell(inventory);
+    }
+}

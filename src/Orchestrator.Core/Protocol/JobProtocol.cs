@@ -1,0 +1,105 @@
+using MessagePack;
+
+namespace Orchestrator.Core.Protocol;
+
+/// <summary>
+/// The job manager's requests and replies. The job API asks them through the singleton proxy, so
+/// they may cross nodes. The reply records double as the job API's JSON bodies (camelCase), which
+/// keeps the wire and the HTTP contract from drifting apart.
+/// </summary>
+public static class JobProtocol
+{
+    /// <summary>Submit a job file's text; answered with <see cref="JobAccepted"/> once its event is persisted, or <see cref="JobRejected"/>.</summary>
+    [MessagePackObject]
+    public sealed record SubmitJob([property: Key(0)] string SpecJson) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record JobAccepted([property: Key(0)] string Id, [property: Key(1)] string Name, [property: Key(2)] string State) : IOrchestratorMessage;
+
+    /// <summary>The job file is invalid: <paramref name="Field"/> (empty for the whole document) and what is wrong with it.</summary>
+    [MessagePackObject]
+    public sealed record JobRejected([property: Key(0)] string Field, [property: Key(1)] string Error) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record GetJob([property: Key(0)] string Id) : IOrchestratorMessage;
+
+    /// <summary>Answer to a request that names a job id the manager has never accepted.</summary>
+    [MessagePackObject]
+    public sealed record JobNotFound([property: Key(0)] string Id) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record ListJobs : IOrchestratorMessage
+    {
+        public static readonly ListJobs Instance = new();
+    }
+
+    [MessagePackObject]
+    public sealed record JobSummary([property: Key(0)] string Id, [property: Key(1)] string Name, [property: Key(2)] string State);
+
+    [MessagePackObject]
+    public sealed record JobList([property: Key(0)] IReadOnlyList<JobSummary> Jobs) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record CancelJob([property: Key(0)] string Id) : IOrchestratorMessage;
+
+    /// <summary>Answer to <see cref="CancelJob"/>: the job's state afterwards; <paramref name="Changed"/> is false when it had already ended.</summary>
+    [MessagePackObject]
+    public sealed record CancelResult([property: Key(0)] string Id, [property: Key(1)] string State, [property: Key(2)] bool Changed) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record CheckpointView(
+        [property: Key(0)] long Step,
+        [property: Key(1)] int Epoch,
+        [property: Key(2)] string Path,
+        [property: Key(3)] double? Accuracy,
+        [property: Key(4)] double? Loss,
+        [property: Key(5)] bool Verified);
+
+    /// <summary>A job's status, the body of <c>GET /api/v1/jobs/{id}</c> (PRODUCT.md section 7, <c>status --json</c>).</summary>
+    [MessagePackObject]
+    public sealed record JobStatus(
+        [property: Key(0)] string Id,
+        [property: Key(1)] string Name,
+        [property: Key(2)] string State,
+        [property: Key(3)] int Epoch,
+        [property: Key(4)] int Epochs,
+        [property: Key(5)] long Step,
+        [property: Key(6)] long? TotalSteps,
+        [property: Key(7)] double? Loss,
+        [property: Key(8)] double? SamplesPerSecond,
+        [property: Key(9)] IReadOnlyList<string> Workers,
+        [property: Key(10)] int Failures,
+        [property: Key(11)] string? Error,
+        [property: Key(12)] CheckpointView? LatestCheckpoint,
+        [property: Key(13)] CheckpointView? BestCheckpoint,
+        [property: Key(14)] string? Weights,
+        [property: Key(15)] double? Accuracy,
+        [property: Key(16)] string? Message,
+        [property: Key(17)] int DevicesRequested,
+        [property: Key(18)] string SubmittedAt,
+        [property: Key(19)] string? StartedAt,
+        [property: Key(20)] string? EndedAt) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record GetCheckpoints([property: Key(0)] string Id) : IOrchestratorMessage;
+
+    [MessagePackObject]
+    public sealed record CheckpointList([property: Key(0)] string Id, [property: Key(1)] IReadOnlyList<CheckpointView> Checkpoints) : IOrchestratorMessage;
+
+    /// <summary>Ask for the registered workers and their devices (the body of <c>GET /api/v1/workers</c>).</summary>
+    [MessagePackObject]
+    public sealed record GetWorkers : IOrchestratorMessage
+    {
+        public static readonly GetWorkers Instance = new();
+    }
+
+    [MessagePackObject]
+    public sealed record WorkerView(
+        [property: Key(0)] string Node,
+        [property: Key(1)] string Status,
+        [property: Key(2)] IReadOnlyList<ClusterProtocol.DeviceInfo> Devices,
+        [property: Key(3)] string? RunningJob);
+
+    [MessagePackObject]
+    public sealed record WorkerList([property: Key(0)] IReadOnlyList<WorkerView> Workers) : IOrchestratorMessage;
+}

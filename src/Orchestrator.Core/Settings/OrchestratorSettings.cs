@@ -1,0 +1,63 @@
+using Akka.Configuration;
+
+namespace Orchestrator.Core.Settings;
+
+/// <summary>The <c>orchestrator</c> section of the configuration, read once and validated; errors name the HOCON path.</summary>
+public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, CoordinatorSettings Coordinator, WorkerSettings Worker)
+{
+    /// <summary>The shipped defaults (embedded <c>reference.conf</c>).</summary>
+    public static Config DefaultConfig() =>
+        ConfigurationFactory.FromResource<OrchestratorSettings>("Orchestrator.Core.reference.conf");
+
+    public static OrchestratorSettings Create(Config root)
+    {
+        var c = root.GetConfig("orchestrator");
+        if (c.IsNullOrEmpty()) throw ConfigurationException.NullOrEmptyConfig<OrchestratorSettings>("orchestrator");
+        var dataDir = c.GetString("data-dir", "");
+        if (string.IsNullOrWhiteSpace(dataDir)) throw new ConfigurationException("orchestrator.data-dir must not be empty");
+        return new OrchestratorSettings(dataDir, ApiSettings.Create(c.GetConfig("api")), CoordinatorSettings.Create(c.GetConfig("coordinator")),
+            WorkerSettings.Create(c.GetConfig("worker")));
+    }
+
+    internal static TimeSpan Positive(Config c, string path, string section)
+    {
+        var value = c.GetTimeSpan(path, TimeSpan.Zero);
+        if (value <= TimeSpan.Zero) throw new ConfigurationException($"orchestrator.{section}.{path} must be a positive duration, was {c.GetString(path, "(missing)")}");
+        return value;
+    }
+}
+
+public sealed record ApiSettings(string Hostname, int Port, string Token, TimeSpan AskTimeout)
+{
+    public static ApiSettings Create(Config c)
+    {
+        var port = c.GetInt("port", -1);
+        if (port is < 0 or > 65535) throw new ConfigurationException($"orchestrator.api.port must be in [0, 65535], was {c.GetString("port", "(missing)")}");
+        var hostname = c.GetString("hostname", "");
+        if (string.IsNullOrWhiteSpace(hostname)) throw new ConfigurationException("orchestrator.api.hostname must not be empty");
+        var token = c.GetString("token", "");
+        if (token.Length is > 0 and < 16) throw new ConfigurationException("orchestrator.api.token must be empty (generated) or at least 16 characters");
+        return new ApiSettings(hostname, port, token, OrchestratorSettings.Positive(c, "ask-timeout", "api"));
+    }
+}
+
+public sealed record CoordinatorSettings(TimeSpan InventoryRetry, TimeSpan StopTimeout)
+{
+    public static CoordinatorSettings Create(Config c) =>
+        new(OrchestratorSettings.Positive(c, "inventory-retry", "coordinator"), OrchestratorSettings.Positive(c, "stop-timeout", "coordinator"));
+}
+
+public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, TimeSpan ProgressInterval)
+{
+    public static WorkerSettings Create(Config c)
+    {
+        var device = c.GetString("device", "auto");
+        if (device is not ("auto" or "cpu" or "cuda"))
+            throw new ConfigurationException($"orchestrator.worker.device must be auto, cpu or cuda, was '{device}'");
+        var cpuDevices = c.GetInt("cpu-devices", 0);
+        if (cpuDevices is < 1 or > 64) throw new ConfigurationException($"orchestrator.worker.cpu-devices must be in [1, 64], was {c.GetString("cpu-devices", "(missing)")}");
+        var threads = c.GetInt("threads", -1);
+        if (threads < 0) throw new ConfigurationException($"orchestrator.worker.threads must be 0 (all cores) or more, was {c.GetString("threads", "(missing)")}");
+        return new WorkerSettings(device, cpuDevices, threads, OrchestratorSettings.Positive(c, "progress-interval", "worker"));
+    }
+}

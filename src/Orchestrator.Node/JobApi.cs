@@ -1,0 +1,77 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Orchestrator.Cluster.Coordinator;
+using static Orchestrator.Core.Protocol.JobProtocol;
+
+namespace Orchestrator.Node;
+
+/// <summary>
+/// The job API (PRODUCT.md section 2), versioned under <c>/api/v1/</c>: plain JSON with fixed schemas,
+/// every request but <c>/health</c> authenticated by the bearer token, every call to the job manager
+/// an Ask with a timeout through the singleton proxy.
+/// </summary>
+public static class JobApi
+{
+    private const int MaxJobFileBytes = 1 << 20;
+
+    public static void Map(WebApplication app, ApiToken token, TimeSpan askTimeout, string node)
+    {
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Path == "/health" || token.Accepts(context.Request.Headers.Authorization))
+            {
+                await next(context);
+                return;
+            }
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+        });
+
+        app.MapGet("/health", () => Results.Ok(new { status = "ok", node }));
+
+        var api = app.MapGroup("/api/v1");
+        api.MapPost("/jobs", async (HttpRequest request, IRequiredActor<JobManagerKey> manager) =>
+        {
+            if (request.ContentLength is > MaxJobFileBytes) return Error(StatusCodes.Status413PayloadTooLarge, "", $"a job file may be at most {MaxJobFileBytes} bytes");
+            using var reader = new StreamReader(request.Body);
+            var text = await reader.ReadToEndAsync();
+            if (text.Length > MaxJobFileBytes) return Error(StatusCodes.Status413PayloadTooLarge, "", $"a job file may be at most {MaxJobFileBytes} bytes");
+            return await AskJobManager(manager, new SubmitJob(text), askTimeout, reply => reply switch
+            {
+                JobAccepted accepted => Results.Created($"/api/v1/jobs/{Uri.EscapeDataString(accepted.Id)}", accepted),
+                JobRejected rejected => Error(StatusCodes.Status400BadRequest, rejected.Field, rejected.Error),
+                _ => null,
+            });
+        });
+        api.MapGet("/jobs", (IRequiredActor<JobManagerKey> manager) =>
+            AskJobManager(manager, ListJobs.Instance, askTimeout, reply => reply is JobList list ? Results.Ok(list.Jobs) : null));
+        api.MapGet("/jobs/{id}", (string id, IRequiredActor<JobManagerKey> manager) =>
+            AskJobManager(manager, new GetJob(id), askTimeout, reply => reply is JobStatus status ? Results.Ok(status) : null));
+        api.MapPost("/jobs/{id}/cancel", (string id, IRequiredActor<JobManagerKey> manager) =>
+            AskJobManager(manager, new CancelJob(id), askTimeout, reply => reply is CancelResult result ? Results.Ok(result) : null));
+        api.MapGet("/jobs/{id}/checkpoints", (string id, IRequiredActor<JobManagerKey> manager) =>
+            AskJobManager(manager, new GetCheckpoints(id), askTimeout, reply => reply is CheckpointList list ? Results.Ok(list.Checkpoints) : null));
+        api.MapGet("/workers", (IRequiredActor<JobManagerKey> manager) =>
+            AskJobManager(manager, GetWorkers.Instance, askTimeout, reply => reply is WorkerList list ? Results.Ok(list.Workers) : null));
+    }
+
+    private static async Task<IResult> AskJobManager(IRequiredActor<JobManagerKey> manager, object request, TimeSpan timeout, Func<object, IResult?> answer)
+    {
+        object reply;
+        try
+        {
+            var proxy = await manager.GetAsync();
+            reply = await proxy.Ask<object>(request, timeout);
+        }
+        catch (AskTimeoutException)
+        {
+            return Error(StatusCodes.Status503ServiceUnavailable, "",
+                $"the job manager did not answer within {timeout.TotalSeconds:0} s (the coordinator singleton may be starting or moving)");
+        }
+        if (reply is JobNotFound notFound) return Error(StatusCodes.Status404NotFound, "id", $"no job with id '{notFound.Id}'");
+        return answer(reply) ?? Error(StatusCodes.Status500InternalServerError, "", $"unexpected reply {reply.GetType().Name}");
+    }
+
+    /// <summary>Every error body has the same shape: the field at fault (empty for none) and what is wrong.</summary>
+    private static IResult Error(int status, string field, string error) => Results.Json(new { field, error }, statusCode: status);
+}

@@ -1,0 +1,87 @@
+using Akka.Cluster.Hosting;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Orchestrator.Cluster.Coordinator;
+using Orchestrator.Cluster.Worker;
+using Orchestrator.Core.Serialization;
+
+namespace Orchestrator.Node;
+
+/// <summary>
+/// Wires a node in one place: the actor system (remoting, clustering, the serializer, the roles'
+/// actors) on the .NET generic host, plus the job API on coordinator nodes. The process ends when
+/// the actor system does (for instance when the split-brain resolver downs this node).
+/// </summary>
+public static class NodeHost
+{
+    public const string SystemName = "orchestrator";
+
+    public static async Task<int> RunAsync(NodeOptions options, CancellationToken cancellation)
+    {
+        var node = NodeConfiguration.Build(options);
+        var seeds = node.Seeds.ToArray();
+        if (seeds.Length == 0)
+        {
+            if (!options.Has("coordinator"))
+                throw new NodeUsageException($"no seed nodes: give --seed akka.tcp://{SystemName}@host:port, ${NodeConfiguration.SeedsVariable} or akka.cluster.seed-nodes");
+            if (node.Port == 0) throw new NodeUsageException("a coordinator without seed nodes seeds itself, so it needs a fixed --port");
+            seeds = [$"akka.tcp://{SystemName}@{node.Hostname}:{node.Port}"];
+        }
+        Directory.CreateDirectory(node.Settings.DataDir);
+
+        if (!options.Has("coordinator"))
+        {
+            var builder = Host.CreateApplicationBuilder([]);
+            ConfigureLogging(builder.Logging);
+            AddAkka(builder.Services, options, node, seeds);
+            await builder.Build().RunAsync(cancellation);
+            return 0;
+        }
+
+        node.PrepareSqlite();
+        var token = ApiToken.Load(node.Settings.Api.Token, node.Settings.DataDir);
+        var web = WebApplication.CreateSlimBuilder([]);
+        ConfigureLogging(web.Logging);
+        web.WebHost.UseUrls($"http://{node.Settings.Api.Hostname}:{node.Settings.Api.Port}");
+        web.Services.ConfigureHttpJsonOptions(json =>
+            json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
+        AddAkka(web.Services, options, node, seeds);
+        var app = web.Build();
+        JobApi.Map(app, token, node.Settings.Api.AskTimeout, $"akka.tcp://{SystemName}@{node.Hostname}:{node.Port}");
+        await app.RunAsync(cancellation);
+        return 0;
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+    }
+
+    private static void AddAkka(IServiceCollection services, NodeOptions options, NodeConfiguration node, string[] seeds)
+    {
+        var settings = node.Settings;
+        services.AddAkka(SystemName, b =>
+        {
+            b.AddHocon(node.Config, HoconAddMode.Append)
+             .WithRemoting(new RemoteOptions { HostName = node.Hostname, Port = node.Port })
+             .WithClustering(new ClusterOptions { Roles = [.. options.Roles], SeedNodes = seeds })
+             .WithCustomSerializer("orchestrator", [typeof(Core.Protocol.IOrchestratorMessage)], system => new OrchestratorSerializer(system))
+             .WithStrictSerialization();
+
+            if (options.Has("coordinator"))
+                b.WithSingleton<JobManagerKey>("job-manager", JobManager.Props(settings.Coordinator),
+                    new ClusterSingletonOptions { Role = "coordinator" }, createProxyToo: true);
+
+            if (options.Has("worker"))
+                b.WithActors((system, _) =>
+                {
+                    var self = Akka.Cluster.Cluster.Get(system).SelfAddress.ToString();
+                    var devices = DeviceInventory.Detect(settings.Worker);
+                    system.ActorOf(WorkerAgent.Props(self, devices, settings.DataDir, settings.Worker), WorkerAgent.Name);
+                });
+        });
+    }
+}
