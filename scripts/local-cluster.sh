@@ -126,10 +126,27 @@ ENV
   status
 }
 
+start_again() {
+  orch_restart_node "$dir" "$node"
+  # A coordinator is back when its job API answers (the client fails at once on a closed port).
+  if grep -q coordinator "$dir/nodes/$node.role"; then
+    # shellcheck disable=SC1091
+    source "$dir/cluster.env"
+    local deadline=$((SECONDS + 60))
+    until curl -s -m 2 -o /dev/null "http://127.0.0.1:$ORCH_API_PORT/health"; do
+      if [ $SECONDS -ge $deadline ] || ! orch_pid_alive "$(cat "$dir/nodes/$node.pid")"; then
+        echo "local-cluster.sh: $node did not come back; its log: $dir/logs/$node.log" >&2; exit 1
+      fi
+      sleep 0.3
+    done
+  fi
+  echo "$node started again, pid $(cat "$dir/nodes/$node.pid")"
+}
+
 case "$action" in
   up) up ;;
   down) down ;;
   status) status ;;
-  start) orch_restart_node "$dir" "$node" && echo "$node started again, pid $(cat "$dir/nodes/$node.pid")" ;;
+  start) start_again ;;
   *) usage ;;
 esac

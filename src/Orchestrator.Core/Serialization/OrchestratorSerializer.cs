@@ -70,8 +70,10 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
     public override byte[] ToBinary(object o)
     {
         // A chunk's payload is usually a pooled array longer than the data: send only the data.
-        if (o is RingChunk { } chunk && chunk.Payload.Length != chunk.Length)
-            o = chunk with { Payload = chunk.Payload.AsSpan(0, chunk.Length).ToArray() };
+        if (o is RingChunk { } chunk && (uint)chunk.Length > (uint)chunk.Payload.Length)
+            throw new ArgumentException($"ring chunk length {chunk.Length} outside its payload of {chunk.Payload.Length} bytes");
+        if (o is RingChunk { } pooled && pooled.Payload.Length != pooled.Length)
+            o = pooled with { Payload = pooled.Payload.AsSpan(0, pooled.Length).ToArray() };
         return MessagePackSerializer.Serialize(o.GetType(), o, Options);
     }
 

@@ -1,0 +1,65 @@
+using Orchestrator.Cluster.Coordinator;
+using static Orchestrator.Core.Protocol.JobEvents;
+
+namespace Orchestrator.Cluster.Tests;
+
+public sealed class JobBookTests
+{
+    private const string Spec = """{ "name": "fm", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "devicesPerWorker": 2, "epochs": 3 }""";
+
+    [Fact]
+    public void Events_drive_a_job_through_its_states_and_the_queue_is_first_in_first_out()
+    {
+        var book = JobBook.Empty
+            .Apply(new JobSubmitted("fm-1", 1, Spec, 1000))
+            .Apply(new JobSubmitted("fm-2", 2, Spec, 2000));
+        Assert.Equal(["fm-1", "fm-2"], book.Queue.Select(j => j.Id));
+        var first = book.Find("fm-1")!;
+        Assert.Equal((1, 2, 3, 2), (first.Workers, first.DevicesPerWorker, first.Epochs, first.DevicesRequested));
+
+        book = book.Apply(new JobStarted("fm-1", ["node-a"], 3000));
+        Assert.Equal(["fm-2"], book.Queue.Select(j => j.Id));
+        Assert.Equal(JobState.Running, book.Find("fm-1")!.State);
+        book = book.WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000));
+        Assert.Equal(10, book.Find("fm-1")!.Progress!.Step);
+
+        book = book.Apply(new JobCompleted("fm-1", 0.85, 0.4, 100, 3, 1000, "/w.safetensors", 4000))
+                   .Apply(new JobCancelled("fm-2", 5000));
+        var done = book.Find("fm-1")!;
+        Assert.Equal((JobState.Completed, 0.85, "/w.safetensors", 100L), (done.State, done.Accuracy!.Value, done.Weights, done.Steps));
+        Assert.Equal(JobState.Cancelled, book.Find("fm-2")!.State);
+        Assert.Empty(book.Queue);
+        Assert.Equal(2, book.LastSequence);
+    }
+
+    [Fact]
+    public void A_requeued_job_goes_back_to_its_place_in_the_queue_with_its_run_forgotten()
+    {
+        var book = JobBook.Empty
+            .Apply(new JobSubmitted("fm-1", 1, Spec, 1000))
+            .Apply(new JobSubmitted("fm-2", 2, Spec, 2000))
+            .Apply(new JobStarted("fm-1", ["node-a"], 3000))
+            .WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000))
+            .Apply(new JobRequeued("fm-1", "restart", 4000));
+        var job = book.Find("fm-1")!;
+        Assert.Equal((JobState.Queued, null, 0), (job.State, job.Progress, job.AssignedNodes.Count));
+        Assert.Equal(["fm-1", "fm-2"], book.Queue.Select(j => j.Id));
+    }
+
+    [Fact]
+    public void A_journalled_spec_that_no_longer_validates_is_kept_as_failed_not_dropped()
+    {
+        var book = JobBook.Empty.Apply(new JobSubmitted("old-1", 1, """{ "name": "old", "model": "retired-model", "dataset": { "name": "fashion-mnist" } }""", 1000));
+        var job = book.Find("old-1")!;
+        Assert.Equal(JobState.Failed, job.State);
+        Assert.Contains("'model'", job.Error);
+    }
+
+    [Fact]
+    public void Progress_for_a_job_that_is_not_running_is_ignored()
+    {
+        var book = JobBook.Empty.Apply(new JobSubmitted("fm-1", 1, Spec, 1000));
+        Assert.Null(book.WithProgress("fm-1", new JobProgress(1, 1, 1, 1, 1, 1)).Find("fm-1")!.Progress);
+        Assert.Same(book, book.WithProgress("nope", new JobProgress(1, 1, 1, 1, 1, 1)));
+    }
+}

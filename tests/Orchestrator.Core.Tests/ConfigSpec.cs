@@ -1,0 +1,58 @@
+using Akka.Configuration;
+using Orchestrator.Core.Settings;
+
+namespace Orchestrator.Core.Tests;
+
+/// <summary>
+/// The config guard (TESTING.md recipe 12): the shipped values that the reliability and security
+/// promises rest on. Changing one of these is a decision: change the test with it.
+/// </summary>
+public sealed class ConfigSpec
+{
+    private static readonly Config Shipped = OrchestratorSettings.DefaultConfig();
+
+    [Fact]
+    public void Cluster_failure_handling_is_pinned()
+    {
+        Assert.Equal("cluster", Shipped.GetString("akka.actor.provider"));
+        Assert.Equal("Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster", Shipped.GetString("akka.cluster.downing-provider-class"));
+        Assert.Equal("keep-majority", Shipped.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal(TimeSpan.FromSeconds(7), Shipped.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+        Assert.Equal(TimeSpan.FromSeconds(1), Shipped.GetTimeSpan("akka.cluster.failure-detector.heartbeat-interval"));
+        Assert.Equal(TimeSpan.FromSeconds(3), Shipped.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
+        Assert.True(Shipped.GetBoolean("akka.cluster.run-coordinated-shutdown-when-down"));
+        Assert.True(Shipped.GetBoolean("akka.coordinated-shutdown.exit-clr"));
+    }
+
+    [Fact]
+    public void The_wire_is_our_serializer_with_a_fixed_frame_size()
+    {
+        Assert.Equal("orchestrator", Shipped.GetString("akka.actor.serialization-bindings.\"Orchestrator.Core.Protocol.IOrchestratorMessage, Orchestrator.Core\""));
+        Assert.Equal(256_000L, Shipped.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
+    }
+
+    [Fact]
+    public void The_job_api_listens_on_loopback_with_a_generated_token_by_default()
+    {
+        var settings = OrchestratorSettings.Create(Shipped);
+        Assert.Equal("127.0.0.1", settings.Api.Hostname);
+        Assert.Equal("", settings.Api.Token);
+        Assert.Equal(TimeSpan.FromSeconds(10), settings.Api.AskTimeout);
+        Assert.Equal(1, settings.Worker.CpuDevices);
+        Assert.Equal("auto", settings.Worker.Device);
+    }
+
+    [Theory]
+    [InlineData("orchestrator.worker.cpu-devices = 0", "orchestrator.worker.cpu-devices")]
+    [InlineData("orchestrator.worker.device = tpu", "orchestrator.worker.device")]
+    [InlineData("orchestrator.api.port = 70000", "orchestrator.api.port")]
+    [InlineData("orchestrator.api.token = short", "orchestrator.api.token")]
+    [InlineData("orchestrator.coordinator.stop-timeout = 0s", "orchestrator.coordinator.stop-timeout")]
+    [InlineData("orchestrator.data-dir = \"\"", "orchestrator.data-dir")]
+    public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)
+    {
+        var config = ConfigurationFactory.ParseString(hocon).WithFallback(Shipped);
+        var ex = Assert.Throws<ConfigurationException>(() => OrchestratorSettings.Create(config));
+        Assert.Contains(path, ex.Message);
+    }
+}

@@ -1,0 +1,20 @@
+namespace Orchestrator.IntegrationTests;
+
+/// <summary>Job files for the tests, written to a temp folder.</summary>
+internal static class Jobs
+{
+    public static string Write(string json)
+    {
+        var path = Path.Combine(Path.GetTempPath(), "orch-it-job-" + Guid.NewGuid().ToString("N")[..8] + ".json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    public static string Mlp(string name, int maxSteps, int devicesPerWorker = 1, int epochs = 1) => Write($$"""
+        {
+          "name": "{{name}}", "model": "mlp", "dataset": { "name": "fashion-mnist" },
+          "workers": 1, "devicesPerWorker": {{devicesPerWorker}}, "epochs": {{epochs}}, "maxSteps": {{maxSteps}},
+          "batchSizePerDevice": 64, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": 7
+        }
+        """);
+}

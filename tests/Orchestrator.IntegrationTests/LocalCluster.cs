@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Orchestrator.IntegrationTests;
+
+public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+}
+
+/// <summary>
+/// A local cluster in its own run folder, started and stopped with the product's scripts, and the
+/// client pointed at it through that folder only (no environment, no client.conf). Dispose stops
+/// exactly the processes the run folder records, and removes the folder.
+/// </summary>
+public sealed class LocalCluster : IDisposable
+{
+    public static readonly string Root = FindRoot();
+    public string Dir { get; } = Path.Combine(Path.GetTempPath(), "orch-it-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public static LocalCluster Up(int workers, int devicesPerWorker = 1)
+    {
+        var cluster = new LocalCluster();
+        var up = Script(TimeSpan.FromSeconds(180), "local-cluster.sh", "up", "--workers", workers.ToString(), "--devices-per-worker",
+            devicesPerWorker.ToString(), "--dir", cluster.Dir);
+        if (up.ExitCode != 0)
+        {
+            cluster.Dispose();
+            throw new InvalidOperationException($"local-cluster.sh up failed: {up}");
+        }
+        return cluster;
+    }
+
+    /// <summary>The client (<c>scripts/orchestrator</c>) against this cluster.</summary>
+    public ProcessResult Client(params string[] args) => Script(TimeSpan.FromSeconds(120), "orchestrator", args, Dir);
+
+    public JsonElement Json(params string[] args)
+    {
+        var result = Client([.. args, "--json"]);
+        Assert.True(result.ExitCode == 0, $"orchestrator {string.Join(' ', args)} --json: {result}");
+        return JsonDocument.Parse(result.Stdout).RootElement.Clone();
+    }
+
+    public JsonElement Status(string id) => Json("status", id);
+
+    /// <summary>Polls the job's status until <paramref name="done"/> holds; fails with the last status after <paramref name="timeout"/>.</summary>
+    public JsonElement WaitFor(string id, Func<JsonElement, bool> done, TimeSpan timeout, List<string>? statesSeen = null)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        JsonElement status;
+        while (true)
+        {
+            status = Status(id);
+            var state = status.GetProperty("state").GetString()!;
+            if (statesSeen is not null && (statesSeen.Count == 0 || statesSeen[^1] != state)) statesSeen.Add(state);
+            if (done(status)) return status;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"job {id} after {timeout}: {status}");
+            Thread.Sleep(300);
+        }
+    }
+
+    public int Pid(string node) => int.Parse(File.ReadAllText(Path.Combine(Dir, "nodes", node + ".pid")).Trim());
+
+    public void Kill9(string node)
+    {
+        var pid = Pid(node);
+        using var process = Process.GetProcessById(pid);
+        process.Kill();   // SIGKILL on Linux
+        process.WaitForExit(10_000);
+    }
+
+    public void Start(string node)
+    {
+        var result = Script(TimeSpan.FromSeconds(60), "local-cluster.sh", "start", node, "--dir", Dir);
+        Assert.True(result.ExitCode == 0, $"local-cluster.sh start {node}: {result}");
+    }
+
+    public string Log(string node) => File.ReadAllText(Path.Combine(Dir, "logs", node + ".log"));
+
+    public void Dispose()
+    {
+        try { Script(TimeSpan.FromSeconds(60), "local-cluster.sh", "down", "--dir", Dir); }
+        finally
+        {
+            // Whatever `down` could not stop: the pids this run folder recorded, and nothing else.
+            foreach (var file in Directory.Exists(Path.Combine(Dir, "nodes")) ? Directory.GetFiles(Path.Combine(Dir, "nodes"), "*.pid") : [])
+            {
+                if (!int.TryParse(File.ReadAllText(file).Trim(), out var pid)) continue;
+                try
+                {
+                    using var p = Process.GetProcessById(pid);
+                    if (p.ProcessName == "dotnet") p.Kill();
+                }
+                catch (ArgumentException) { }   // already gone
+            }
+            try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    public static ProcessResult Script(TimeSpan timeout, string script, params string[] args) => Script(timeout, script, args, null);
+
+    private static ProcessResult Script(TimeSpan timeout, string script, string[] args, string? runDir)
+    {
+        var start = new ProcessStartInfo(Path.Combine(Root, "scripts", script))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        foreach (var name in new[] { "ORCHESTRATOR_CONTACT", "ORCHESTRATOR_TOKEN", "ORCHESTRATOR_SEEDS" }) start.Environment.Remove(name);
+        start.Environment["ORCHESTRATOR_CLIENT_CONFIG"] = "/nonexistent/client.conf";
+        if (runDir is not null) start.Environment["ORCHESTRATOR_RUN_DIR"] = runDir;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{script} {string.Join(' ', args)} still running after {timeout}");
+        }
+        process.WaitForExit();
+        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Orchestrator.sln not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>The cluster tests share the machine's two cores: one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ClusterCollection
+{
+    public const string Name = "cluster";
+}
