@@ -29,6 +29,8 @@ orch_start_node() {
   local args=(--roles "$roles" "${configs[@]}" --hostname 127.0.0.1 --port "$port" --data-dir "$dir/data/$name" "${seeds[@]}" "$@")
   # The exact arguments, so that `local-cluster.sh start <name>` can bring a stopped node back as it was.
   printf '%s\0' "${args[@]}" >"$dir/nodes/$name.args"
+  echo "$roles" >"$dir/nodes/$name.role"
+  echo "akka.tcp://orchestrator@127.0.0.1:$port" >"$dir/nodes/$name.address"
   orch_launch "$dir" "$name" "$dll" "${args[@]}"
 }
 
