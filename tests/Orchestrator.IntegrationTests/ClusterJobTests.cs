@@ -138,6 +138,43 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         Assert.Contains("no-such-job-1", unknown.Stderr);
     }
 
+    [Fact]
+    public void Garbage_sent_to_the_remoting_port_and_the_job_api_leaves_the_coordinator_up()
+    {
+        var remoting = new Uri(File.ReadAllText(Path.Combine(_cluster.Dir, "nodes", "coordinator.address")).Trim().Replace("akka.tcp://orchestrator@", "tcp://"));
+        var api = int.Parse(File.ReadAllLines(Path.Combine(_cluster.Dir, "cluster.env")).Single(l => l.StartsWith("ORCH_API_PORT=")).Split('=')[1]);
+        var random = new Random(11);
+        foreach (var port in new[] { remoting.Port, api })
+        {
+            foreach (var payload in new[]
+                     {
+                         RandomBytes(random, 4096),
+                         "GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(),
+                         [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03],   // a TLS ClientHello cut short
+                         [0x00, 0x00, 0xff, 0xff, 0x7f],                                         // a frame length far past the limit
+                     })
+            {
+                using var client = new System.Net.Sockets.TcpClient();
+                client.Connect("127.0.0.1", port);
+                try { client.GetStream().Write(payload); } catch (IOException) { }   // the node may drop us: fine
+                Thread.Sleep(200);
+            }
+        }
+        Thread.Sleep(1000);
+        Assert.True(_cluster.Client("list").ExitCode == 0, "the job API stopped answering");
+        Assert.Equal(2, _cluster.Json("workers").GetArrayLength());
+        var id = Submit(Jobs.Mlp("it-after-garbage", maxSteps: 20));
+        Assert.Equal("Completed", _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(60))
+            .GetProperty("state").GetString());
+    }
+
+    private static byte[] RandomBytes(Random random, int count)
+    {
+        var bytes = new byte[count];
+        random.NextBytes(bytes);
+        return bytes;
+    }
+
     private string Submit(string job)
     {
         var result = _cluster.Client("submit", job);

@@ -94,7 +94,7 @@ public static class RunCommand
             .Start(context =>
             {
                 var task = context.AddTask("training", maxValue: LocalTrainingRun.TotalSteps(spec, data.Train.Count));
-                var progress = new SyncProgress<TrainingProgress>(p =>
+                var progress = new SynchronousProgress<TrainingProgress>(p =>
                 {
                     task.Value = p.Step;
                     task.Description = Describe(p);
@@ -108,7 +108,7 @@ public static class RunCommand
     private static IProgress<TrainingProgress> PlainProgress(TextWriter writer)
     {
         var last = DateTime.MinValue;
-        return new SyncProgress<TrainingProgress>(p =>
+        return new SynchronousProgress<TrainingProgress>(p =>
         {
             if (p.Step != p.TotalSteps && DateTime.UtcNow - last < TimeSpan.FromSeconds(2)) return;
             last = DateTime.UtcNow;
@@ -120,10 +120,4 @@ public static class RunCommand
         $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s");
 
     private sealed record RunResultJson(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string Weights, double ElapsedSeconds);
-}
-
-/// <summary>Reports on the calling thread (System.Progress posts to the thread pool, which reorders lines).</summary>
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
 }

@@ -70,7 +70,7 @@ public sealed class Trainer : ReceiveActor
         parent.Tell(new TrainingStarted(jobId, node));
 
         var throttle = Stopwatch.StartNew();
-        var progress = new SynchronousProgress(p =>
+        var progress = new SynchronousProgress<LocalProgress>(p =>
         {
             if (throttle.Elapsed < settings.ProgressInterval && p.Step < p.TotalSteps) return;
             throttle.Restart();
@@ -88,12 +88,6 @@ public sealed class Trainer : ReceiveActor
         IdxFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
-
-    /// <summary>Calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool and reorder reports).</summary>
-    private sealed class SynchronousProgress(Action<LocalProgress> report) : IProgress<LocalProgress>
-    {
-        public void Report(LocalProgress value) => report(value);
-    }
 
     private sealed record ComputeFailed(Exception Exception);
 }
