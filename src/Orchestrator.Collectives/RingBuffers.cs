@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 
 namespace Orchestrator.Collectives;
 
@@ -6,5 +7,13 @@ namespace Orchestrator.Collectives;
 public static class RingBuffers
 {
     public static byte[] Rent(int bytes) => ArrayPool<byte>.Shared.Rent(bytes);
-    public static void Return(byte[] buffer) => ArrayPool<byte>.Shared.Return(buffer);
+
+    /// <summary>
+    /// Returns a payload to the pool. Payloads that a link allocated itself (a deserialized Akka message)
+    /// may come back here too: the shared pool only takes power-of-two sizes, so others are left to the GC.
+    /// </summary>
+    public static void Return(byte[] buffer)
+    {
+        if (buffer.Length >= 16 && BitOperations.IsPow2(buffer.Length)) ArrayPool<byte>.Shared.Return(buffer);
+    }
 }

@@ -10,13 +10,17 @@ public sealed record RingTopology(int Generation, int Rank, IReadOnlyList<string
 }
 
 /// <summary>
-/// Tuning of the engine. <see cref="ChunkBytes"/> stays under 80 KB so that chunks never land on the
-/// .NET large-object heap and stay well below Akka Remote's frame size; <see cref="Window"/> bounds
-/// the chunks in flight per link (Akka Remote has no backpressure of its own).
+/// Tuning of the engine. On the Akka link <see cref="ChunkBytes"/> stays under 80 KB so that chunks never
+/// land on the .NET large-object heap and stay well below Akka Remote's frame size; the TCP link uses
+/// large chunks. <see cref="Window"/> bounds the chunks in flight per link (Akka Remote has no
+/// backpressure of its own).
 /// </summary>
 public sealed record CollectiveOptions(int BucketBytes, int ChunkBytes, int Window, TimeSpan Deadline, TimeSpan AbortGrace)
 {
     public static CollectiveOptions Default { get; } = new(4 * 1024 * 1024, 64 * 1024, 16, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1));
+
+    /// <summary>The TCP link's chunks may be large; the Akka link keeps its own under the frame size.</summary>
+    public const int MaxChunkBytes = 16 * 1024 * 1024;
 
     public int BucketElements => BucketBytes / sizeof(float);
     public int ChunkElements => ChunkBytes / sizeof(float);
@@ -24,7 +28,7 @@ public sealed record CollectiveOptions(int BucketBytes, int ChunkBytes, int Wind
     public void Validate()
     {
         if (BucketBytes < 4 || BucketBytes % 4 != 0) throw new ArgumentException($"bucket size must be a positive multiple of 4 bytes, was {BucketBytes}");
-        if (ChunkBytes < 4 || ChunkBytes % 4 != 0 || ChunkBytes > 120_000) throw new ArgumentException($"chunk size must be a multiple of 4 in [4, 120000] bytes, was {ChunkBytes}");
+        if (ChunkBytes < 4 || ChunkBytes % 4 != 0 || ChunkBytes > MaxChunkBytes) throw new ArgumentException($"chunk size must be a multiple of 4 in [4, {MaxChunkBytes}] bytes, was {ChunkBytes}");
         if (Window < 1) throw new ArgumentException($"window must be at least 1, was {Window}");
         if (Deadline <= TimeSpan.Zero) throw new ArgumentException($"deadline must be positive, was {Deadline}");
     }

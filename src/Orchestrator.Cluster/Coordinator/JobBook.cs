@@ -9,7 +9,8 @@ namespace Orchestrator.Cluster.Coordinator;
 public enum JobState { Queued, Running, Recovering, Completed, Failed, Cancelled }
 
 /// <summary>Where a running job is, from its rank-0 worker's last report. Kept in memory only.</summary>
-public sealed record JobProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond);
+public sealed record JobProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond,
+    IReadOnlyList<JobProtocol.WorkerStat> Workers);
 
 /// <summary>One job as the job manager knows it: its spec, its state and what that state carries.</summary>
 public sealed record JobRecord(

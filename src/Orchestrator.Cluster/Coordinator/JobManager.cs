@@ -68,13 +68,13 @@ public sealed class JobManager : ReceivePersistentActor
         Command<RunnerMessages.Progress>(m =>
         {
             var p = m.Report;
-            _book = _book.WithProgress(m.JobId, new JobProgress(p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond));
+            _book = _book.WithProgress(m.JobId, new JobProgress(p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond, m.Workers));
         });
         Command<RunnerMessages.Completed>(m =>
         {
             if (_book.Find(m.JobId) is not { State: JobState.Running }) return;
             var r = m.Result;
-            Persist(new JobCompleted(m.JobId, r.Accuracy, r.Loss, r.Steps, r.Epochs, r.SamplesPerSecond, r.WeightsPath, Now()), e =>
+            Persist(new JobCompleted(m.JobId, r.Accuracy ?? double.NaN, r.Loss ?? double.NaN, r.Steps, r.Epochs, r.SamplesPerSecond, r.WeightsPath ?? "", Now()), e =>
             {
                 _book = _book.Apply(e);
                 _log.Info("job {0}: completed, held-out accuracy {1:F4}, {2} steps", e.Id, e.Accuracy, e.Steps);
@@ -114,12 +114,6 @@ public sealed class JobManager : ReceivePersistentActor
         catch (JobSpecException ex)
         {
             Sender.Tell(new JobRejected(ex.Field, ex.Problem));
-            return;
-        }
-        if (spec.Workers > 1)
-        {
-            // The worker-to-worker all-reduce is not in this build; queueing such a job would only make it wait forever.
-            Sender.Tell(new JobRejected("workers", $"must be 1 in this version (multi-worker data-parallel training is not available yet), was {spec.Workers}"));
             return;
         }
         var replyTo = Sender;
@@ -224,7 +218,8 @@ public sealed class JobManager : ReceivePersistentActor
             Workers: job.AssignedNodes, Failures: job.Failures, Error: job.Error,
             LatestCheckpoint: null, BestCheckpoint: null,
             Weights: job.Weights, Accuracy: job.Accuracy, Message: message, DevicesRequested: job.DevicesRequested,
-            SubmittedAt: job.SubmittedAt.ToString("O"), StartedAt: job.StartedAt?.ToString("O"), EndedAt: job.EndedAt?.ToString("O"));
+            SubmittedAt: job.SubmittedAt.ToString("O"), StartedAt: job.StartedAt?.ToString("O"), EndedAt: job.EndedAt?.ToString("O"),
+            WorkerStats: p?.Workers ?? []);
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -1,43 +1,70 @@
 using System.Diagnostics;
+using System.Net;
 using Akka.Actor;
 using Akka.Event;
+using Orchestrator.Collectives;
+using Orchestrator.Collectives.Links;
 using Orchestrator.Core.Jobs;
+using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
 using Orchestrator.Training.Data;
 using Orchestrator.Training.Devices;
 using Orchestrator.Training.Engine;
-using Orchestrator.Training.Models;
 using static Orchestrator.Core.Protocol.TrainingProtocol;
-using LocalProgress = Orchestrator.Training.Engine.TrainingProgress;
-using ProgressReport = Orchestrator.Core.Protocol.TrainingProtocol.TrainingProgress;
+using static TorchSharp.torch;
 
 namespace Orchestrator.Cluster.Worker;
 
 /// <summary>
-/// Trains one job on this node. The compute runs on a thread this actor starts and owns, never on
-/// its mailbox, so <see cref="StopTraining"/> is seen while a step runs. Progress, the result and
-/// failures go to the parent (the worker agent) as protocol messages; the actor stops itself when
+/// Trains this node's part of one job: a replica per local device, gradients summed locally, then
+/// across workers by the ring all-reduce over the job's link (<c>akka</c> or <c>tcp</c>).
+///
+/// The compute runs on a thread this actor starts and owns, never on its mailbox, so
+/// <see cref="StopTraining"/> and ring messages are handled while a step runs. The thread loads the
+/// data and reports <see cref="TrainingStarted"/>; the runner answers with <see cref="BeginTraining"/>
+/// once every worker is ready, and only then does the first step run (so no chunk reaches a neighbour
+/// that is still loading). Reports go to the parent (the worker agent); the actor stops itself when
 /// the compute thread has ended, which is the agent's signal that the devices are free.
 /// </summary>
 public sealed class Trainer : ReceiveActor
 {
     private readonly CancellationTokenSource _cancel = new();
+    private readonly TaskCompletionSource<RingAllReduce> _ring = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<IRingMessage> _early = [];
+    private readonly StartTraining _start;
+    private readonly JobSpec _spec;
+    private readonly string _node;
+    private readonly WorkerSettings _settings;
+    private readonly TcpRingLink? _tcp;
+    private RingAllReduce? _engine;
+
+    public static string ActorName(string jobId) => "trainer-" + Uri.EscapeDataString(jobId);
 
     public static Props Props(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings) =>
         Akka.Actor.Props.Create(() => new Trainer(start, spec, node, outputDir, settings));
 
     public Trainer(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings)
     {
+        _start = start;
+        _spec = spec;
+        _node = node;
+        _settings = settings;
+        if (spec.AllReduce.Transport == "tcp" && start.WorldSize > 1)
+            _tcp = new TcpRingLink(IPAddress.Parse(Address.Parse(node).Host ?? "127.0.0.1"));
         var parent = Context.Parent;
         var self = Self;
-        var jobId = start.JobId;
+        var endpoint = _tcp is null ? "" : $"{Address.Parse(node).Host}:{_tcp.Port}";
 
-        Task.Factory.StartNew(() => Train(spec, jobId, node, outputDir, settings, parent, _cancel.Token),
+        Task.Factory.StartNew(() => Train(parent, outputDir, endpoint, _cancel.Token),
                 CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-            .PipeTo(self, self,
-                success: result => (object)result,
-                failure: ex => new ComputeFailed(ex));
+            .PipeTo(self, self, success: result => (object)result, failure: ex => new ComputeFailed(ex));
 
+        Receive<BeginTraining>(Begin);
+        Receive<IRingMessage>(message =>
+        {
+            if (_engine is { } engine) engine.Deliver(message);
+            else _early.Add(message);   // a neighbour that began a moment before this worker heard BeginTraining
+        });
         Receive<StopTraining>(_ => _cancel.Cancel());
         Receive<TrainingCompleted>(done =>
         {
@@ -48,46 +75,114 @@ public sealed class Trainer : ReceiveActor
         {
             var ex = failed.Exception is AggregateException { InnerException: { } inner } ? inner : failed.Exception;
             if (ex is OperationCanceledException)
-                Context.GetLogger().Info("job {0}: training stopped on request", jobId);
+                Context.GetLogger().Info("job {0}: training stopped on request", _start.JobId);
             else
             {
-                Context.GetLogger().Error(ex, "job {0}: training failed", jobId);
-                parent.Tell(new TrainingFailed(jobId, node, Describe(ex)));
+                Context.GetLogger().Error(ex is CollectiveFailedException or ReplicasDivergedException ? null : ex,
+                    "job {0}: training failed: {1}", _start.JobId, Describe(ex));
+                parent.Tell(new TrainingFailed(_start.JobId, node, Describe(ex)));
             }
             Context.Stop(Self);
         });
     }
 
-    protected override void PostStop() => _cancel.Cancel();
-
-    private static TrainingCompleted Train(JobSpec spec, string jobId, string node, string outputDir, WorkerSettings settings,
-        IActorRef parent, CancellationToken cancellation)
+    protected override void PostStop()
     {
-        var device = DeviceSelector.Resolve(settings.Device);
-        TorchSharp.torch.set_num_threads(settings.Threads > 0 ? settings.Threads : Environment.ProcessorCount);
-        var data = ImageDataset.Load(DatasetLocator.Locate(spec.Dataset));
+        _cancel.Cancel();
+        _ring.TrySetCanceled();
+        _tcp?.Dispose();
+    }
+
+    /// <summary>Every worker is ready: form this worker's side of the ring and let the compute thread go.</summary>
+    private void Begin(BeginTraining begin)
+    {
+        if (_engine is not null || begin.Generation != _start.Generation) return;
+        var ring = new RingTopology(_start.Generation, _start.Rank, _start.Peers);
+        IRingLink link;
+        if (_tcp is not null) link = _tcp;
+        else
+        {
+            var left = ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(TrainerPath(_start.Peers[ring.Left]));
+            var right = ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(TrainerPath(_start.Peers[ring.Right]));
+            link = new AkkaRingLink(left, right, Self);
+        }
+        var options = new CollectiveOptions(
+            _spec.AllReduce.BucketBytes,
+            _tcp is null ? AkkaRingLink.ChunkBytes : TcpRingLink.ChunkBytes,
+            Window: _tcp is null ? 16 : 4,
+            Deadline: _settings.CollectiveDeadline,
+            AbortGrace: TimeSpan.FromSeconds(1));
+        _engine = new RingAllReduce(ring, link, options);
+        foreach (var message in _early) _engine.Deliver(message);
+        _early.Clear();
+        _endpoints = begin.Endpoints;   // before the compute thread is released, which reads it
+        _ring.TrySetResult(_engine);
+    }
+
+    private volatile IReadOnlyList<string> _endpoints = [];
+
+    private string TrainerPath(string node) => $"{node}/user/{WorkerAgent.Name}/{ActorName(_start.JobId)}";
+
+    private TrainingCompleted Train(IActorRef parent, string outputDir, string endpoint, CancellationToken cancellation)
+    {
+        var devices = LocalDevices(_spec.DevicesPerWorker);
+        set_num_threads(_settings.Threads > 0 ? _settings.Threads : Environment.ProcessorCount);
+        var data = ImageDataset.Load(DatasetLocator.Locate(_spec.Dataset));
         cancellation.ThrowIfCancellationRequested();
-        parent.Tell(new TrainingStarted(jobId, node));
+        parent.Tell(new TrainingStarted(_start.JobId, _node, endpoint));
+
+        IGradientReducer reducer = NoReduction.Instance;
+        if (_start.WorldSize > 1)
+        {
+            var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
+            if (_tcp is not null)
+                _tcp.Connect(engine.Ring, _endpoints[engine.Ring.Right], engine, _settings.RingConnectTimeout, cancellation);
+            reducer = new RingReducer(engine, cancellation);
+        }
+        else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
 
         var throttle = Stopwatch.StartNew();
-        var progress = new SynchronousProgress<LocalProgress>(p =>
+        var progress = new SynchronousProgress<WorkerProgress>(p =>
         {
-            if (throttle.Elapsed < settings.ProgressInterval && p.Step < p.TotalSteps) return;
+            if (throttle.Elapsed < _settings.ProgressInterval && p.Step < p.TotalSteps) return;
             throttle.Restart();
-            parent.Tell(new ProgressReport(jobId, node, p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond));
+            parent.Tell(new TrainingProtocol.TrainingProgress(_start.JobId, _node, p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond, p.CommunicationShare));
         });
         Directory.CreateDirectory(outputDir);
-        var result = LocalTrainingRun.Run(spec, data, device, Path.Combine(outputDir, "weights.safetensors"), progress, cancellation);
-        return new TrainingCompleted(jobId, node, result.Accuracy, result.Loss, result.Steps, result.Epochs, result.SamplesPerSecond, result.WeightsPath);
+        var placement = new WorkerPlacement(_start.Rank, _start.WorldSize, _spec.DevicesPerWorker);
+        var weights = _start.Rank == 0 ? Path.Combine(outputDir, "weights.safetensors") : null;
+        var result = DataParallelRun.Run(_spec, data, devices, placement, reducer, weights, progress, cancellation);
+        return new TrainingCompleted(_start.JobId, _node, result.Evaluation?.Accuracy, result.Evaluation?.Loss, result.Steps, result.Epochs,
+            result.SamplesPerSecond, result.WeightsPath, result.Digest, result.CommunicationShare);
+    }
+
+    /// <summary>One device per local replica: GPUs 0..n-1 where the node has them, else n CPU replicas.</summary>
+    private IReadOnlyList<Device> LocalDevices(int count)
+    {
+        var first = DeviceSelector.Resolve(_settings.Device);
+        return first.type == TorchSharp.DeviceType.CUDA
+            ? Enumerable.Range(0, count).Select(i => new Device(TorchSharp.DeviceType.CUDA, i)).ToArray()
+            : Enumerable.Repeat(CPU, count).ToArray();
     }
 
     /// <summary>The message a job's status shows: what failed and why, without a stack trace.</summary>
     private static string Describe(Exception ex) => ex switch
     {
         JobSpecException js => js.Field.Length == 0 ? js.Problem : $"field '{js.Field}': {js.Problem}",
-        IdxFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
+        CollectiveFailedException or ReplicasDivergedException or IdxFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
+
+    private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation) : IGradientReducer
+    {
+        public void SumAcrossWorkers(Memory<float> gradients) => engine.AllReduceAsync(gradients, cancellation).GetAwaiter().GetResult();
+    }
+
+    private sealed class NoReduction : IGradientReducer
+    {
+        public static readonly NoReduction Instance = new();
+        public void SumAcrossWorkers(Memory<float> gradients) { }
+    }
 
     private sealed record ComputeFailed(Exception Exception);
 }

@@ -49,6 +49,7 @@ public sealed class WorkerAgent : ReceiveActor
             if (_running is { } r && r.JobId == stop.JobId) r.Trainer.Forward(stop);
             else Sender.Tell(new TrainingStopped(stop.JobId, _node));   // nothing to stop: say so at once
         });
+        Receive<BeginTraining>(begin => { if (_running is { } r && r.JobId == begin.JobId) r.Trainer.Forward(begin); });
         // Reports from the trainer go to the runner.
         Receive<TrainingStarted>(m => _running?.Runner.Tell(m));
         Receive<TrainingProgress>(m => _running?.Runner.Tell(m));
@@ -74,7 +75,7 @@ public sealed class WorkerAgent : ReceiveActor
             return;
         }
         var output = Path.Combine(_dataDir, "jobs", start.JobId);
-        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings), "trainer-" + Uri.EscapeDataString(start.JobId));
+        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings), Trainer.ActorName(start.JobId));
         Context.Watch(trainer);
         Context.Watch(Sender);
         _running = new Running(start.JobId, Sender, trainer);

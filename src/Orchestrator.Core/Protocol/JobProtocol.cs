@@ -78,7 +78,17 @@ public static class JobProtocol
         [property: Key(17)] int DevicesRequested,
         [property: Key(18)] string SubmittedAt,
         [property: Key(19)] string? StartedAt,
-        [property: Key(20)] string? EndedAt) : IOrchestratorMessage;
+        [property: Key(20)] string? EndedAt,
+        [property: Key(21)] IReadOnlyList<WorkerStat> WorkerStats) : IOrchestratorMessage;
+
+    /// <summary>One worker of a running job: its rank, step, throughput and the share of step time spent communicating.</summary>
+    [MessagePackObject]
+    public sealed record WorkerStat(
+        [property: Key(0)] string Node,
+        [property: Key(1)] int Rank,
+        [property: Key(2)] long Step,
+        [property: Key(3)] double SamplesPerSecond,
+        [property: Key(4)] double CommunicationShare);
 
     [MessagePackObject]
     public sealed record GetCheckpoints([property: Key(0)] string Id) : IOrchestratorMessage;

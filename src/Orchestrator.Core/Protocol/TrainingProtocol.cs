@@ -5,20 +5,35 @@ namespace Orchestrator.Core.Protocol;
 /// <summary>Between a job runner (coordinator) and the worker agents that train its replicas.</summary>
 public static class TrainingProtocol
 {
-    /// <summary>Runner → agent: train this job as <paramref name="Rank"/> of <paramref name="WorldSize"/> workers.</summary>
+    /// <summary>
+    /// Runner → agent: train this job as worker <paramref name="Rank"/> of <paramref name="WorldSize"/>.
+    /// <paramref name="Peers"/> are every worker's node address by rank; the ring is formed in that order.
+    /// </summary>
     [MessagePackObject]
     public sealed record StartTraining(
         [property: Key(0)] string JobId,
         [property: Key(1)] string SpecJson,
         [property: Key(2)] int Generation,
         [property: Key(3)] int Rank,
-        [property: Key(4)] int WorldSize) : IOrchestratorMessage;
+        [property: Key(4)] int WorldSize,
+        [property: Key(5)] IReadOnlyList<string> Peers) : IOrchestratorMessage;
 
-    /// <summary>Agent → runner: the job's data is loaded and training has begun on this node.</summary>
+    /// <summary>
+    /// Agent → runner: the job's data is loaded and this worker is ready to join the ring.
+    /// <paramref name="Endpoint"/> is where its TCP link listens (host:port), empty for the Akka link.
+    /// </summary>
     [MessagePackObject]
-    public sealed record TrainingStarted([property: Key(0)] string JobId, [property: Key(1)] string Node) : IOrchestratorMessage;
+    public sealed record TrainingStarted([property: Key(0)] string JobId, [property: Key(1)] string Node, [property: Key(2)] string Endpoint) : IOrchestratorMessage;
 
-    /// <summary>Agent → runner, about once a second: where training is. Loss is the mean since the last report.</summary>
+    /// <summary>Runner → agents, once every worker is ready: start stepping. <paramref name="Endpoints"/> by rank (TCP link).</summary>
+    [MessagePackObject]
+    public sealed record BeginTraining([property: Key(0)] string JobId, [property: Key(1)] int Generation,
+                                       [property: Key(2)] IReadOnlyList<string> Endpoints) : IOrchestratorMessage;
+
+    /// <summary>
+    /// Agent → runner, about once a second: where this worker is. Loss is its mean since the last report;
+    /// <paramref name="CommunicationShare"/> is the share of its step time spent in the all-reduce.
+    /// </summary>
     [MessagePackObject]
     public sealed record TrainingProgress(
         [property: Key(0)] string JobId,
@@ -28,19 +43,26 @@ public static class TrainingProtocol
         [property: Key(4)] long Step,
         [property: Key(5)] long TotalSteps,
         [property: Key(6)] double Loss,
-        [property: Key(7)] double SamplesPerSecond) : IOrchestratorMessage;
+        [property: Key(7)] double SamplesPerSecond,
+        [property: Key(8)] double CommunicationShare) : IOrchestratorMessage;
 
-    /// <summary>Agent → runner: the last step is done; held-out metrics and where the final weights are.</summary>
+    /// <summary>
+    /// Agent → runner: this worker took the last step. <paramref name="Digest"/> is the SHA-256 of its
+    /// parameters (the runner compares every worker's); held-out metrics and the weights' path come
+    /// from rank 0 only (null elsewhere).
+    /// </summary>
     [MessagePackObject]
     public sealed record TrainingCompleted(
         [property: Key(0)] string JobId,
         [property: Key(1)] string Node,
-        [property: Key(2)] double Accuracy,
-        [property: Key(3)] double Loss,
+        [property: Key(2)] double? Accuracy,
+        [property: Key(3)] double? Loss,
         [property: Key(4)] long Steps,
         [property: Key(5)] int Epochs,
         [property: Key(6)] double SamplesPerSecond,
-        [property: Key(7)] string WeightsPath) : IOrchestratorMessage;
+        [property: Key(7)] string? WeightsPath,
+        [property: Key(8)] string Digest,
+        [property: Key(9)] double CommunicationShare) : IOrchestratorMessage;
 
     /// <summary>Agent → runner: training could not go on; <paramref name="Error"/> says why, for the job's status.</summary>
     [MessagePackObject]

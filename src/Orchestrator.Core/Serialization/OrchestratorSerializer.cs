@@ -28,6 +28,7 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(ClusterProtocol.WorkerInventory)] = "c.inv",
         [typeof(TrainingProtocol.StartTraining)] = "t.start",
         [typeof(TrainingProtocol.TrainingStarted)] = "t.started",
+        [typeof(TrainingProtocol.BeginTraining)] = "t.begin",
         [typeof(TrainingProtocol.TrainingProgress)] = "t.prog",
         [typeof(TrainingProtocol.TrainingCompleted)] = "t.done",
         [typeof(TrainingProtocol.TrainingFailed)] = "t.fail",

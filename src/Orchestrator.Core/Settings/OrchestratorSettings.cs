@@ -47,7 +47,7 @@ public sealed record CoordinatorSettings(TimeSpan InventoryRetry, TimeSpan StopT
         new(OrchestratorSettings.Positive(c, "inventory-retry", "coordinator"), OrchestratorSettings.Positive(c, "stop-timeout", "coordinator"));
 }
 
-public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, TimeSpan ProgressInterval)
+public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, TimeSpan ProgressInterval, TimeSpan CollectiveDeadline, TimeSpan RingConnectTimeout)
 {
     public static WorkerSettings Create(Config c)
     {
@@ -58,6 +58,7 @@ public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, 
         if (cpuDevices is < 1 or > 64) throw new ConfigurationException($"orchestrator.worker.cpu-devices must be in [1, 64], was {c.GetString("cpu-devices", "(missing)")}");
         var threads = c.GetInt("threads", -1);
         if (threads < 0) throw new ConfigurationException($"orchestrator.worker.threads must be 0 (all cores) or more, was {c.GetString("threads", "(missing)")}");
-        return new WorkerSettings(device, cpuDevices, threads, OrchestratorSettings.Positive(c, "progress-interval", "worker"));
+        return new WorkerSettings(device, cpuDevices, threads, OrchestratorSettings.Positive(c, "progress-interval", "worker"),
+            OrchestratorSettings.Positive(c, "collective-deadline", "worker"), OrchestratorSettings.Positive(c, "ring-connect-timeout", "worker"));
     }
 }

@@ -13,9 +13,10 @@ public sealed record TrainingProgress(int Epoch, int Epochs, long Step, long Tot
 public sealed record LocalRunResult(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string WeightsPath, TimeSpan Elapsed);
 
 /// <summary>
-/// The single-replica reference (<c>orchestrator run</c>): one replica, whose batch is the job's
-/// global batch (workers × devicesPerWorker × batchSizePerDevice), over the same sample order that
-/// the job's replicas see together. A W-replica job must follow this run's trajectory.
+/// The single-replica reference (<c>orchestrator run</c>): one replica, whose step is the job's global
+/// batch (workers × devicesPerWorker × batchSizePerDevice) over the same sample order that the job's
+/// replicas see together, taken as one micro-batch per replica shard with gradients accumulated. A
+/// W-replica job must follow this run's trajectory.
 /// </summary>
 public static class LocalTrainingRun
 {
@@ -38,13 +39,18 @@ public static class LocalTrainingRun
 
         for (int epoch = 0; epoch < job.Epochs && step < totalSteps; epoch++)
         {
-            var plan = new EpochPlan(replica.TrainCount, job.Seed, epoch, worldSize: 1, batchPerReplica: job.GlobalBatchSize);
+            // The job's replicas' shards, in rank order, as micro-batches of one step: the same samples and
+            // the same per-replica arithmetic as the cluster, so the two differ only in the order the
+            // replicas' gradients are added (nothing at all for a world of one or two).
+            var plan = new EpochPlan(replica.TrainCount, job.Seed, epoch, job.WorldSize, job.BatchSizePerDevice);
             epochsRun = epoch + 1;
             for (int s = 0; s < plan.StepsPerEpoch && step < totalSteps; s++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 int count = plan.GlobalCount(s);
-                double lossSum = replica.ComputeGradients(plan.GlobalIndices(s), count);
+                double lossSum = 0;
+                for (int rank = 0; rank < job.WorldSize; rank++)
+                    lossSum += replica.ComputeGradients(plan.ReplicaIndices(s, rank), count, accumulate: rank > 0);
                 replica.ApplyStep(step);
                 step++;
                 samples += count;

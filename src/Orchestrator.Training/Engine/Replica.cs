@@ -43,14 +43,15 @@ public sealed class Replica : IDisposable
     /// of the mean loss over the global batch, even when a short last step splits unevenly.
     /// </summary>
     /// <returns>The summed (not averaged) loss of this replica's samples.</returns>
-    public double ComputeGradients(ReadOnlySpan<int> indices, int globalCount)
+    /// <param name="accumulate">Add to the gradients already held (a further micro-batch of the same step) instead of replacing them.</param>
+    public double ComputeGradients(ReadOnlySpan<int> indices, int globalCount, bool accumulate = false)
     {
         using var scope = NewDisposeScope();
         Model.train();
-        Optimizer.zero_grad();
+        if (!accumulate) Optimizer.zero_grad();
         if (indices.Length == 0)
         {
-            foreach (var p in Model.parameters()) p.grad = zeros_like(p).DetachFromDisposeScope();
+            if (!accumulate) foreach (var p in Model.parameters()) p.grad = zeros_like(p).DetachFromDisposeScope();
             return 0;
         }
         var positions = new long[indices.Length];
