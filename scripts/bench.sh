@@ -2,11 +2,17 @@
 # Benchmarks. Every figure is a median of BENCH_REPS runs (default 3) and is printed beside a
 # baseline measured in the same run, as a ratio; nothing here is a pass/fail test.
 #
-# Now measured: single-process training throughput (samples/s) of `orchestrator run` against
-# PyTorch (Debian's python3-torch with OpenBLAS, installed here when missing) with the same model, batch 64,
-# SGD momentum 0.9, the same number of steps and one thread each.
-# Still to come with the cluster (issue 7): all-reduce bus bandwidth against gloo, multi-worker
-# training against DDP, communication share, peak RSS.
+# 1. single-process training throughput (samples/s) of `orchestrator run` against PyTorch (Debian's
+#    python3-torch with OpenBLAS, installed here when missing): same model, batch 64, SGD momentum 0.9,
+#    the same number of steps, one thread each;
+# 2. all-reduce bus bandwidth (busbw = bytes/time x 2(n-1)/n, as NCCL's tests define it) of the akka
+#    and tcp links against gloo (torch.distributed), 2 processes on loopback, 16 and 64 MiB, with
+#    each process's peak RSS;
+# 3. 2-worker training on a local cluster (tcp link, batch 32 per worker) against PyTorch DDP with
+#    gloo (2 processes, batch 32 each), samples/s and the share of step time spent communicating;
+# 4. BENCH_SOAK_SECONDS (default 60) of back-to-back 64 MiB all-reduces on the akka link, counting
+#    cluster members marked unreachable (bulk traffic must not starve the heartbeats).
+# BENCH_ONLY=1,2 runs a subset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 reps="${BENCH_REPS:-3}"
@@ -34,6 +40,12 @@ work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { "$python" -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p"; }
 
+only="${BENCH_ONLY:-1,2,3,4}"
+want() { [[ ",$only," == *",$1,"* ]]; }
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+if want 1; then
+echo "== 1. single-process training =="
 printf '%-8s %6s %18s %18s %8s\n' model steps orchestrator/s pytorch/s ratio
 for model in mlp lenet; do
   steps=$([ "$model" = mlp ] && echo 600 || echo 200)
@@ -57,3 +69,96 @@ done
 [ "$have_torch" = 1 ] || echo "(PyTorch baseline skipped: python3-torch not installable here)"
 echo "threads per process: $threads; repetitions: $reps (median); batch 64; PyTorch $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)," \
   "BLAS $(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | sed -n 's/^Value: //p')"
+fi
+
+# Runs an N-rank orchestrator-bench; prints rank 0's JSON lines (sizes in MiB, comma-separated).
+bench_dll=""
+ring_bench() {
+  local transport="$1" mib="$2" extra=("${@:3}")
+  [ -n "$bench_dll" ] || bench_dll="$(orch_built_dll Orchestrator.Bench orchestrator-bench)"
+  local p0 p1 t0 t1
+  p0=$(free_port); p1=$(free_port); t0=$(free_port); t1=$(free_port)
+  dotnet "$bench_dll" --rank 1 --ports "$p0,$p1" --tcp-ports "$t0,$t1" --transport "$transport" --mib "$mib" --reps "$reps" "${extra[@]}" \
+    >/dev/null 2>"$work/rank1.err" &
+  local other=$!
+  dotnet "$bench_dll" --rank 0 --ports "$p0,$p1" --tcp-ports "$t0,$t1" --transport "$transport" --mib "$mib" --reps "$reps" "${extra[@]}" \
+    2>"$work/rank0.err" || true
+  wait "$other" || true
+  sed -n 's/.*peak RSS \([0-9]*\) MiB.*/\1/p' "$work/rank0.err" "$work/rank1.err" | paste -sd/ >"$work/rss"
+}
+gloo_bench() {
+  local mib="$1" port; port=$(free_port)
+  "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 1 2 "$port" "$mib" "$reps" >/dev/null 2>&1 &
+  local other=$!
+  "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 0 2 "$port" "$mib" "$reps" 2>/dev/null || true
+  wait "$other" || true
+}
+jfield() { "$python" -c "import json,sys
+for line in sys.stdin:
+    d=json.loads(line)
+    if d.get('bytes')==$2*1048576: print(d['$1'])" 2>/dev/null; }
+
+if want 2; then
+echo
+echo "== 2. all-reduce bus bandwidth, 2 processes on loopback (GB/s; median of $reps) =="
+ring_bench akka 16,64 >"$work/akka.jsonl"; rss_akka=$(cat "$work/rss")
+ring_bench tcp 16,64 >"$work/tcp.jsonl"; rss_tcp=$(cat "$work/rss")
+if [ "$have_torch" = 1 ]; then gloo_bench 16,64 >"$work/gloo.jsonl"; else : >"$work/gloo.jsonl"; fi
+printf '%-6s %10s %10s %10s %10s %10s\n' MiB akka tcp gloo akka/gloo tcp/gloo
+for mib in 16 64; do
+  a=$(jfield busbwGBs $mib <"$work/akka.jsonl"); t=$(jfield busbwGBs $mib <"$work/tcp.jsonl"); g=$(jfield busbwGBs $mib <"$work/gloo.jsonl")
+  printf '%-6s %10s %10s %10s %10s %10s\n' "$mib" "${a:-n/a}" "${t:-n/a}" "${g:-n/a}" \
+    "$(awk -v a="$a" -v g="$g" 'BEGIN {if (a > 0 && g > 0) printf "%.2f", a / g; else print "n/a"}')" \
+    "$(awk -v a="$t" -v g="$g" 'BEGIN {if (a > 0 && g > 0) printf "%.2f", a / g; else print "n/a"}')"
+done
+echo "peak RSS per process (MiB, rank 0/rank 1): akka $rss_akka, tcp $rss_tcp, gloo rank 0 $(jfield rssMiB 64 <"$work/gloo.jsonl")"
+fi
+
+if want 3; then
+echo
+echo "== 3. 2-worker training (batch 32 per worker; samples/s over both workers; median of $reps) =="
+cluster_dir="$work/cluster"
+"$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$cluster_dir" >/dev/null
+trap '"$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$cluster_dir" >/dev/null 2>&1; rm -rf "$work"' EXIT
+printf '%-8s %6s %14s %10s %14s %8s %22s\n' model steps orchestrator comm-share ddp ratio "worker peak RSS (MiB)"
+for model in mlp lenet; do
+  steps=$([ "$model" = mlp ] && echo 600 || echo 200)
+  cat >"$work/dp-$model.json" <<JOB
+{ "name": "bench-dp-$model", "model": "$model", "dataset": { "name": "fashion-mnist" }, "workers": 2, "epochs": 1,
+  "maxSteps": $steps, "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
+  "allReduce": { "transport": "tcp" } }
+JOB
+  : >"$work/dp-$model.txt"
+  for _ in $(seq "$reps"); do
+    id=$(ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" submit "$work/dp-$model.json")
+    ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" watch "$id" >/dev/null
+    ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" status "$id" --json | "$python" -c 'import json,sys
+d=json.load(sys.stdin); w=d["workerStats"]
+print(sum(x["samplesPerSecond"] for x in w), sum(x["communicationShare"] for x in w)/len(w))' >>"$work/dp-$model.txt"
+  done
+  ours=$(cut -d' ' -f1 "$work/dp-$model.txt" | median); share=$(cut -d' ' -f2 "$work/dp-$model.txt" | median)
+  theirs="n/a"; ratio="n/a"
+  if [ "$have_torch" = 1 ]; then
+    theirs=$(for _ in $(seq "$reps"); do
+      port=$(free_port)
+      "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" 1 2 "$port" "$model" "$steps" 32 "$data" >/dev/null 2>&1 &
+      "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" 0 2 "$port" "$model" "$steps" 32 "$data" 2>/dev/null | field samplesPerSecond
+      wait
+    done | median)
+    ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", a / b}'); theirs=$(printf '%.0f' "$theirs")
+  fi
+  rss=$(for n in worker-1 worker-2; do awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$(cat "$cluster_dir/nodes/$n.pid")/status"; echo; done | paste -sd/)
+  printf '%-8s %6s %14.0f %10.2f %14s %8s %22s\n' "$model" "$steps" "$ours" "$share" "$theirs" "$ratio" "$rss"
+done
+fi
+
+if want 4; then
+echo
+soak="${BENCH_SOAK_SECONDS:-60}"
+echo "== 4. ${soak} s of back-to-back 64 MiB all-reduces on the akka link =="
+ring_bench akka 64 --seconds "$soak" >"$work/soak.jsonl"
+"$python" -c 'import json,sys
+d=json.loads(open(sys.argv[1]).read().splitlines()[-1])
+print(f"{d[\"runs\"]} all-reduces in {d[\"soakSeconds\"]} s, median {d[\"seconds\"]} s each ({d[\"busbwGBs\"]} GB/s busbw); members marked unreachable: {d[\"unreachable\"]}")' "$work/soak.jsonl" \
+  || echo "soak failed; see the ranks' stderr"
+fi

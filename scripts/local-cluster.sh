@@ -3,7 +3,7 @@
 # API) and N workers, on free ports chosen now. Logs, pids, ports, the API token and data live in
 # the run folder (.orchestrator/local by default), with client.env for the client and scripts.
 #
-# Usage: scripts/local-cluster.sh up [--workers N] [--devices-per-worker D] [--dir D]
+# Usage: scripts/local-cluster.sh up [--workers N] [--devices-per-worker D] [--dir D] [--set path=value]...
 #        scripts/local-cluster.sh down [--dir D]      stops exactly the processes it started
 #        scripts/local-cluster.sh status [--dir D]    one line per node: name, role, address, pid, state
 #        scripts/local-cluster.sh start NAME [--dir D] starts a stopped node again (same port, data, args)
@@ -19,11 +19,13 @@ if [ "$action" = start ]; then node="${1:?start needs a node name (see status)}"
 dir="$ORCH_ROOT/.orchestrator/local"
 workers=2
 devices=1
+settings=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers="${2:?--workers needs a number}"; shift 2 ;;
     --devices-per-worker) devices="${2:?--devices-per-worker needs a number}"; shift 2 ;;
     --dir) dir="${2:?--dir needs a folder}"; shift 2 ;;
+    --set) settings+=(--set "${2:?--set needs path=value}"); shift 2 ;;
     *) echo "local-cluster.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
@@ -87,11 +89,11 @@ ORCH_SEEDS=akka.tcp://orchestrator@127.0.0.1:$coord_port,akka.tcp://orchestrator
 ORCH_COORDINATOR_PORT=$coord_port
 ORCH_API_PORT=$api_port
 ENV
-  orch_start_node "$dir" coordinator coordinator,checkpoint "$coord_port" --api-port "$api_port"
+  orch_start_node "$dir" coordinator coordinator,checkpoint "$coord_port" --api-port "$api_port" "${settings[@]}"
   local i port
   for i in $(seq 1 "$workers"); do
     if [ "$i" = 1 ]; then port="$first_worker_port"; else port="$(orch_free_port)"; fi
-    orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices"
+    orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices" "${settings[@]}"
   done
 
   # Ready when the API answers and lists every worker.

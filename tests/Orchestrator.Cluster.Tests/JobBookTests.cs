@@ -20,7 +20,7 @@ public sealed class JobBookTests
         book = book.Apply(new JobStarted("fm-1", ["node-a"], 3000));
         Assert.Equal(["fm-2"], book.Queue.Select(j => j.Id));
         Assert.Equal(JobState.Running, book.Find("fm-1")!.State);
-        book = book.WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000));
+        book = book.WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000, []));
         Assert.Equal(10, book.Find("fm-1")!.Progress!.Step);
 
         book = book.Apply(new JobCompleted("fm-1", 0.85, 0.4, 100, 3, 1000, "/w.safetensors", 4000))
@@ -39,7 +39,7 @@ public sealed class JobBookTests
             .Apply(new JobSubmitted("fm-1", 1, Spec, 1000))
             .Apply(new JobSubmitted("fm-2", 2, Spec, 2000))
             .Apply(new JobStarted("fm-1", ["node-a"], 3000))
-            .WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000))
+            .WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000, []))
             .Apply(new JobRequeued("fm-1", "restart", 4000));
         var job = book.Find("fm-1")!;
         Assert.Equal((JobState.Queued, null, 0), (job.State, job.Progress, job.AssignedNodes.Count));
@@ -59,7 +59,7 @@ public sealed class JobBookTests
     public void Progress_for_a_job_that_is_not_running_is_ignored()
     {
         var book = JobBook.Empty.Apply(new JobSubmitted("fm-1", 1, Spec, 1000));
-        Assert.Null(book.WithProgress("fm-1", new JobProgress(1, 1, 1, 1, 1, 1)).Find("fm-1")!.Progress);
-        Assert.Same(book, book.WithProgress("nope", new JobProgress(1, 1, 1, 1, 1, 1)));
+        Assert.Null(book.WithProgress("fm-1", new JobProgress(1, 1, 1, 1, 1, 1, [])).Find("fm-1")!.Progress);
+        Assert.Same(book, book.WithProgress("nope", new JobProgress(1, 1, 1, 1, 1, 1, [])));
     }
 }

@@ -10,11 +10,13 @@ internal static class Jobs
         return path;
     }
 
-    public static string Mlp(string name, int maxSteps, int devicesPerWorker = 1, int epochs = 1) => Write($$"""
+    public static string Mlp(string name, int maxSteps, int devicesPerWorker = 1, int epochs = 1, int workers = 1, int batch = 64,
+        string transport = "akka", string seed = "7") => Write($$"""
         {
           "name": "{{name}}", "model": "mlp", "dataset": { "name": "fashion-mnist" },
-          "workers": 1, "devicesPerWorker": {{devicesPerWorker}}, "epochs": {{epochs}}, "maxSteps": {{maxSteps}},
-          "batchSizePerDevice": 64, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": 7
+          "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}}, "epochs": {{epochs}}, "maxSteps": {{maxSteps}},
+          "batchSizePerDevice": {{batch}}, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": {{seed}},
+          "allReduce": { "transport": "{{transport}}" }
         }
         """);
 }

@@ -18,11 +18,12 @@ public sealed class LocalCluster : IDisposable
     public static readonly string Root = FindRoot();
     public string Dir { get; } = Path.Combine(Path.GetTempPath(), "orch-it-" + Guid.NewGuid().ToString("N")[..8]);
 
-    public static LocalCluster Up(int workers, int devicesPerWorker = 1)
+    public static LocalCluster Up(int workers, int devicesPerWorker = 1, params string[] settings)
     {
         var cluster = new LocalCluster();
-        var up = Script(TimeSpan.FromSeconds(180), "local-cluster.sh", "up", "--workers", workers.ToString(), "--devices-per-worker",
-            devicesPerWorker.ToString(), "--dir", cluster.Dir);
+        string[] args = ["up", "--workers", workers.ToString(), "--devices-per-worker", devicesPerWorker.ToString(), "--dir", cluster.Dir,
+            .. settings.SelectMany(s => new[] { "--set", s })];
+        var up = Script(TimeSpan.FromSeconds(180), "local-cluster.sh", args);
         if (up.ExitCode != 0)
         {
             cluster.Dispose();
@@ -68,6 +69,26 @@ public sealed class LocalCluster : IDisposable
         process.Kill();   // SIGKILL on Linux
         process.WaitForExit(10_000);
     }
+
+    /// <summary>SIGSTOP or SIGCONT: a frozen node, not a dead one.</summary>
+    public void Signal(string node, string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", Pid(node).ToString()]);
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    public bool IsRunning(string node)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(Pid(node));
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+    }
+
+    public string Address(string node) => File.ReadAllText(Path.Combine(Dir, "nodes", node + ".address")).Trim();
 
     public void Start(string node)
     {

@@ -30,10 +30,10 @@ public sealed class TcpRingLink : IRingLink, IDisposable
     private Connection? _right, _left;
     private volatile bool _disposed;
 
-    /// <summary>Listens on <paramref name="bindAddress"/>, any free port; <see cref="Port"/> is what to advertise.</summary>
-    public TcpRingLink(IPAddress bindAddress)
+    /// <summary>Listens on <paramref name="bindAddress"/> (any free port by default); <see cref="Port"/> is what to advertise.</summary>
+    public TcpRingLink(IPAddress bindAddress, int port = 0)
     {
-        _listener = new TcpListener(bindAddress, 0);
+        _listener = new TcpListener(bindAddress, port);
         _listener.Start(backlog: 4);
     }
 
@@ -201,7 +201,7 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                     output.Flush();
                 }
             }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
+            catch (Exception ex) when (ex is not OutOfMemoryException)   // IOException, ObjectDisposedException, NotSupportedException after close, …
             {
                 // The connection is gone; what is still queued is dropped and the engine's deadline reports the neighbour.
                 while (reader.TryRead(out var left)) if (left is RingChunk c) RingBuffers.Return(c.Payload);
@@ -238,7 +238,7 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                     }
                 }
             }
-            catch (Exception ex) when (ex is IOException or EndOfStreamException or ObjectDisposedException or SocketException or MessagePackSerializationException)
+            catch (Exception ex) when (ex is not OutOfMemoryException)   // closed, broken, or not our protocol
             {
                 // Closed or broken: nothing more comes from this neighbour.
             }

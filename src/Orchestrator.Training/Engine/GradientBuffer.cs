@@ -28,20 +28,23 @@ public sealed class GradientBuffer
 
     public Memory<float> Values => _flat;
 
-    /// <summary>Sets the buffer to the sum of the replicas' gradients (parameters in registration order).</summary>
+    /// <summary>Sets the buffer to the sum of the replicas' gradients (parameters in registration order), added left to right.</summary>
     public void Gather(IReadOnlyList<Replica> replicas)
     {
-        for (int r = 0; r < replicas.Count; r++)
+        for (int r = 0; r < replicas.Count; r++) Accumulate(replicas[r], first: r == 0);
+    }
+
+    /// <summary>Copies (<paramref name="first"/>) or adds one replica's gradients into the buffer.</summary>
+    public void Accumulate(Replica replica, bool first)
+    {
+        int offset = 0;
+        foreach (var p in replica.Model.parameters())
         {
-            int offset = 0;
-            foreach (var p in replicas[r].Model.parameters())
-            {
-                int n = (int)p.numel();
-                var target = _flat.AsSpan(offset, n);
-                using var grad = p.grad ?? throw new InvalidOperationException($"parameter without a gradient in replica {r}");
-                if (r == 0) Read(grad, target); else Add(grad, target);
-                offset += n;
-            }
+            int n = (int)p.numel();
+            var target = _flat.AsSpan(offset, n);
+            using var grad = p.grad ?? throw new InvalidOperationException("a parameter has no gradient");
+            if (first) Read(grad, target); else Add(grad, target);
+            offset += n;
         }
     }
 

@@ -36,12 +36,13 @@ public static class LocalTrainingRun
         int epochsRun = 0;
         var clock = Stopwatch.StartNew();
         var report = new ProgressWindow(progress, job.Epochs, totalSteps);
+        var acrossWorkers = job.Workers > 1 ? new GradientBuffer(replica.Model) : null;
 
         for (int epoch = 0; epoch < job.Epochs && step < totalSteps; epoch++)
         {
-            // The job's replicas' shards, in rank order, as micro-batches of one step: the same samples and
-            // the same per-replica arithmetic as the cluster, so the two differ only in the order the
-            // replicas' gradients are added (nothing at all for a world of one or two).
+            // The job's replicas' shards as micro-batches of one step, added up as the cluster adds them:
+            // each worker's devices first, then the workers. The arithmetic is the cluster's, so the two
+            // agree to the bit for up to two workers (more workers: the ring's order of addition differs).
             var plan = new EpochPlan(replica.TrainCount, job.Seed, epoch, job.WorldSize, job.BatchSizePerDevice);
             epochsRun = epoch + 1;
             for (int s = 0; s < plan.StepsPerEpoch && step < totalSteps; s++)
@@ -49,8 +50,13 @@ public static class LocalTrainingRun
                 cancellation.ThrowIfCancellationRequested();
                 int count = plan.GlobalCount(s);
                 double lossSum = 0;
-                for (int rank = 0; rank < job.WorldSize; rank++)
-                    lossSum += replica.ComputeGradients(plan.ReplicaIndices(s, rank), count, accumulate: rank > 0);
+                for (int worker = 0; worker < job.Workers; worker++)
+                {
+                    for (int d = 0; d < job.DevicesPerWorker; d++)
+                        lossSum += replica.ComputeGradients(plan.ReplicaIndices(s, worker * job.DevicesPerWorker + d), count, accumulate: d > 0);
+                    acrossWorkers?.Accumulate(replica, first: worker == 0);
+                }
+                acrossWorkers?.Scatter([replica]);
                 replica.ApplyStep(step);
                 step++;
                 samples += count;

@@ -1,0 +1,32 @@
+"""gloo's ring all-reduce (PyTorch's torch.distributed on CPU), the baseline for scripts/bench.sh.
+
+Usage: python3 gloo_allreduce.py RANK WORLD PORT MIB[,MIB...] REPS
+Rank 0 prints one JSON line per size: median seconds per all-reduce and busbw (as NCCL's tests define it).
+"""
+import json, os, resource, sys, time
+
+import torch
+import torch.distributed as dist
+
+rank, world, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+sizes = [int(s) * 1024 * 1024 for s in sys.argv[4].split(",")]
+reps = int(sys.argv[5])
+torch.set_num_threads(1)
+os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+for nbytes in sizes:
+    data = torch.full((nbytes // 4,), float(rank + 1), dtype=torch.float32)
+    times = []
+    for r in range(reps + 2):
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(data)
+        if r >= 2:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    if rank == 0:
+        busbw = nbytes / median * 2 * (world - 1) / world / 1e9
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(json.dumps({"transport": "gloo", "bytes": nbytes, "seconds": round(median, 5), "busbwGBs": round(busbw, 3), "rssMiB": rss}), flush=True)
+dist.destroy_process_group()

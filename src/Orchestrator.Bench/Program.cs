@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Orchestrator.Collectives;
+using Orchestrator.Collectives.Links;
+using Orchestrator.Core.Protocol;
+using Orchestrator.Core.Settings;
+
+// One rank of the all-reduce benchmark. Every rank is a cluster member (so the failure detector
+// watches the same connection that carries the chunks) and sums float32 buffers over the ring.
+// Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp
+//                           --mib 16,64 --reps N [--seconds S]
+// Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw, unreachable events, peak RSS.
+var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--")).ToDictionary(p => p.a[2..], p => args[p.i + 1]);
+int rank = int.Parse(options["rank"]);
+var ports = options["ports"].Split(',').Select(int.Parse).ToArray();
+var tcpPorts = options["tcp-ports"].Split(',').Select(int.Parse).ToArray();
+var transport = options["transport"];
+var sizes = options["mib"].Split(',').Select(s => int.Parse(s) * 1024 * 1024).ToArray();
+int reps = int.Parse(options.GetValueOrDefault("reps", "5"));
+double soakSeconds = double.Parse(options.GetValueOrDefault("seconds", "0"), CultureInfo.InvariantCulture);
+int world = ports.Length;
+
+var config = ConfigurationFactory.ParseString($$"""
+    akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{ports[rank]}} }
+    akka.cluster.seed-nodes = ["akka.tcp://bench@127.0.0.1:{{ports[0]}}"]
+    akka.coordinated-shutdown.exit-clr = off
+    akka.loglevel = WARNING
+    """).WithFallback(OrchestratorSettings.DefaultConfig());
+using var system = ActorSystem.Create("bench", config);
+var cluster = Cluster.Get(system);
+var unreachable = 0;
+var watcher = system.ActorOf(Props.Create(() => new UnreachableCounter(() => Interlocked.Increment(ref unreachable))), "watch");
+cluster.Subscribe(watcher, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.UnreachableMember));
+var up = Stopwatch.StartNew();
+while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up) < world)
+{
+    if (up.Elapsed > TimeSpan.FromSeconds(60)) { Console.Error.WriteLine($"rank {rank}: cluster not formed within 60 s"); return 1; }
+    Thread.Sleep(100);
+}
+
+var nodes = ports.Select(p => $"akka.tcp://bench@127.0.0.1:{p}").ToArray();
+var ring = new RingTopology(1, rank, nodes);
+var inbox = new EngineInbox();
+var ringActor = system.ActorOf(Props.Create(() => new RingEndpoint(inbox)), "ring");
+TcpRingLink? tcp = transport == "tcp" ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
+IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(
+    ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Left]}/user/ring")),
+    ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Right]}/user/ring")),
+    ringActor);
+var chunk = tcp is null ? AkkaRingLink.ChunkBytes : TcpRingLink.ChunkBytes;
+var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, tcp is null ? 16 : 4, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)));
+inbox.Engine = engine;
+Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
+tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+foreach (var bytes in sizes)
+{
+    var data = new float[bytes / sizeof(float)];
+    for (int i = 0; i < data.Length; i++) data[i] = rank + 1;
+    var times = new List<double>();
+    var soak = Stopwatch.StartNew();
+    int runs = 0;
+    for (int r = 0; r < reps + 2 || (soakSeconds > 0 && soak.Elapsed.TotalSeconds < soakSeconds); r++)
+    {
+        var clock = Stopwatch.StartNew();
+        engine.AllReduceAsync(data).GetAwaiter().GetResult();
+        if (r >= 2) times.Add(clock.Elapsed.TotalSeconds);   // the first two warm up connections and pools
+        runs++;
+    }
+    // Every element is now (sum of 1..world) multiplied out over the runs: check one, so a wrong sum cannot pass as fast.
+    double expected = Math.Pow(world, runs - 1) * world * (world + 1) / 2.0;
+    if (Math.Abs(data[^1] - expected) > expected * 1e-3) { Console.Error.WriteLine($"rank {rank}: wrong sum {data[^1]}, expected {expected}"); return 1; }
+    times.Sort();
+    double median = times[times.Count / 2];
+    double busbw = bytes / median * 2 * (world - 1) / world / 1e9;
+    if (rank == 0)
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"transport\":\"{transport}\",\"bytes\":{bytes},\"runs\":{runs},\"seconds\":{median:F5},\"busbwGBs\":{busbw:F3},\"soakSeconds\":{soak.Elapsed.TotalSeconds:F1},\"unreachable\":{unreachable},\"rssMiB\":{PeakRssMiB()}}}"));
+}
+Console.Error.WriteLine($"rank {rank}: peak RSS {PeakRssMiB()} MiB, unreachable events {unreachable}");
+Thread.Sleep(1000);   // let the neighbours finish reading before the sockets close
+tcp?.Dispose();
+cluster.Leave(cluster.SelfAddress);
+system.Terminate().Wait(TimeSpan.FromSeconds(10));
+return unreachable == 0 ? 0 : 3;
+
+static long PeakRssMiB() =>
+    File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:")).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024).FirstOrDefault();
+
+/// <summary>Hands ring messages to the engine (set before the first chunk can arrive).</summary>
+sealed class EngineInbox
+{
+    public volatile RingAllReduce? Engine;
+}
+
+sealed class RingEndpoint : ReceiveActor
+{
+    public RingEndpoint(EngineInbox inbox) => Receive<IRingMessage>(m => inbox.Engine!.Deliver(m));
+}
+
+sealed class UnreachableCounter : ReceiveActor
+{
+    public UnreachableCounter(Action onUnreachable) => Receive<ClusterEvent.UnreachableMember>(_ => onUnreachable());
+}

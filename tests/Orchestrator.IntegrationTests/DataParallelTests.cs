@@ -1,0 +1,113 @@
+using System.Text.Json;
+
+namespace Orchestrator.IntegrationTests;
+
+/// <summary>Two workers of one device each, a 10 s collective deadline (so that a stalled ring is reported before the node is downed).</summary>
+public sealed class TwoWorkerRing : IDisposable
+{
+    public LocalCluster Cluster { get; } = LocalCluster.Up(workers: 2, devicesPerWorker: 1, "orchestrator.worker.collective-deadline=10s");
+    public void Dispose() => Cluster.Dispose();
+}
+
+/// <summary>Several workers training one model (PRODUCT.md section 4) through real node processes.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<TwoWorkerRing>
+{
+    private static readonly TimeSpan JobTimeout = TimeSpan.FromSeconds(240);
+    private readonly LocalCluster _cluster = fixture.Cluster;
+
+    [Theory]
+    [InlineData("akka")]
+    [InlineData("tcp")]
+    public void Two_workers_with_batch_32_end_where_one_process_with_batch_64_does(string transport)
+    {
+        var job = Jobs.Mlp($"it-eq-{transport}", maxSteps: 200, workers: 2, batch: 32, transport: transport, seed: "42");
+        var status = RunToEnd(job);
+        Assert.Equal(2, status.GetProperty("workers").GetArrayLength());
+        var stats = status.GetProperty("workerStats").EnumerateArray().ToList();
+        Assert.Equal(2, stats.Count);
+        foreach (var s in stats)
+        {
+            Assert.True(s.GetProperty("samplesPerSecond").GetDouble() > 0, s.ToString());
+            Assert.InRange(s.GetProperty("communicationShare").GetDouble(), 0.0, 1.0);
+        }
+        Assert.True(MaxAbsDiffAgainstRun(job, status) <= 1e-4);
+    }
+
+    [Fact]
+    public void A_two_worker_job_reaches_the_accuracy_of_one_worker_with_the_same_global_batch()
+    {
+        var two = RunToEnd(Jobs.Mlp("it-acc-two", maxSteps: 100_000, workers: 2, batch: 32, transport: "tcp"));
+        var one = RunToEnd(Jobs.Mlp("it-acc-one", maxSteps: 100_000, workers: 1, batch: 64));
+        var (a2, a1) = (two.GetProperty("accuracy").GetDouble(), one.GetProperty("accuracy").GetDouble());
+        Assert.True(Math.Abs(a2 - a1) <= 0.01, $"2 workers {a2:F4}, 1 worker {a1:F4}");
+        Assert.True(a2 > 0.8, $"accuracy {a2}");
+    }
+
+    [Fact]
+    public void A_worker_killed_mid_training_is_named_by_the_other_replica_and_the_job_fails_within_the_deadline()
+    {
+        var id = Submit(Jobs.Mlp("it-kill", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka"));
+        _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 20, JobTimeout);
+        var victim = _cluster.Address("worker-2");
+        var killedAt = DateTime.UtcNow;
+        _cluster.Kill9("worker-2");
+        var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() != "Running", TimeSpan.FromSeconds(60));
+        Assert.Equal("Failed", status.GetProperty("state").GetString());
+        Assert.Contains(victim, status.GetProperty("error").GetString());
+        Assert.True(DateTime.UtcNow - killedAt < TimeSpan.FromSeconds(40), $"took {DateTime.UtcNow - killedAt}");
+        // The surviving replica's own report names the missing rank and its node.
+        Assert.Contains($"missing: rank 1 ({victim})", _cluster.Log("worker-1"));
+        _cluster.Start("worker-2");
+    }
+
+    private JsonElement RunToEnd(string job)
+    {
+        var id = Submit(job);
+        var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed" or "Cancelled", JobTimeout);
+        Assert.True(status.GetProperty("state").GetString() == "Completed", status.ToString());
+        return status;
+    }
+
+    private double MaxAbsDiffAgainstRun(string job, JsonElement status)
+    {
+        var reference = Path.Combine(_cluster.Dir, Path.GetFileNameWithoutExtension(job) + ".reference.safetensors");
+        var run = _cluster.Client("run", job, "--threads", "1", "--out", reference, "--json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var compare = _cluster.Client("compare", reference, status.GetProperty("weights").GetString()!, "--json");
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        return JsonDocument.Parse(compare.Stdout).RootElement.GetProperty("maxAbsDiff").GetDouble();
+    }
+
+    private string Submit(string job)
+    {
+        var result = _cluster.Client("submit", job);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result.Stdout.Trim();
+    }
+}
+
+/// <summary>Two workers of two CPU replicas each: local reduction plus the ring.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class LocalDevicesTests
+{
+    [Fact]
+    public void Two_workers_with_two_devices_of_batch_16_end_where_one_process_with_batch_64_does()
+    {
+        using var cluster = LocalCluster.Up(workers: 2, devicesPerWorker: 2);
+        var job = Jobs.Mlp("it-eq-2x2", maxSteps: 200, workers: 2, devicesPerWorker: 2, batch: 16, transport: "tcp", seed: "42");
+        var submit = cluster.Client("submit", job);
+        Assert.True(submit.ExitCode == 0, submit.ToString());
+        var status = cluster.WaitFor(submit.Stdout.Trim(), s => s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(240));
+        Assert.True(status.GetProperty("state").GetString() == "Completed", status.ToString());
+        Assert.Equal(4, status.GetProperty("devicesRequested").GetInt32());
+
+        var reference = Path.Combine(cluster.Dir, "reference-2x2.safetensors");
+        var run = cluster.Client("run", job, "--threads", "1", "--out", reference, "--json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var compare = cluster.Client("compare", reference, status.GetProperty("weights").GetString()!, "--json");
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        var diff = JsonDocument.Parse(compare.Stdout).RootElement.GetProperty("maxAbsDiff").GetDouble();
+        Assert.True(diff <= 1e-4, $"max abs diff {diff}");
+    }
+}

@@ -1,0 +1,93 @@
+using Orchestrator.Core.Jobs;
+using Orchestrator.Training.Engine;
+using Orchestrator.Training.Models;
+using Orchestrator.Training.Safetensors;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Tests;
+
+/// <summary>
+/// The data-parallel step loop without a cluster: two "workers" on two threads whose reducer sums their
+/// buffers in memory, and local devices (CPU replicas), against the single-replica reference run.
+/// </summary>
+public sealed class DataParallelRunTests
+{
+    private static JobSpec Job(int workers, int devicesPerWorker, int batch) => JobSpecParser.Parse($$"""
+        { "name": "dp", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}},
+          "batchSizePerDevice": {{batch}}, "maxSteps": 25, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": 3 }
+        """, ModelRegistry.Names);
+
+    [Fact]
+    public void Two_workers_summing_in_memory_equal_the_reference_run_to_the_bit()
+    {
+        var job = Job(workers: 2, devicesPerWorker: 1, batch: 16);
+        var reducer = new InMemoryReducer(2);
+        var dir = Directory.CreateTempSubdirectory("dp-").FullName;
+        var results = new DataParallelResult[2];
+        var threads = Enumerable.Range(0, 2).Select(rank => new Thread(() =>
+        {
+            set_num_threads(1);
+            results[rank] = DataParallelRun.Run(job, TestData.FashionMnist.Value, [CPU], new WorkerPlacement(rank, 2, 1),
+                reducer.For(rank), rank == 0 ? Path.Combine(dir, "dp.safetensors") : null);
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+
+        Assert.Equal(results[0].Digest, results[1].Digest);
+        Assert.Null(results[1].Evaluation);
+        Assert.Equal(25, results[0].Steps);
+        set_num_threads(1);
+        LocalTrainingRun.Run(job, TestData.FashionMnist.Value, CPU, Path.Combine(dir, "ref.safetensors"));
+        AssertSameWeights(Path.Combine(dir, "ref.safetensors"), results[0].WeightsPath!);
+    }
+
+    [Fact]
+    public void Local_devices_on_one_worker_equal_the_reference_run_to_the_bit()
+    {
+        var job = Job(workers: 1, devicesPerWorker: 3, batch: 16);
+        var dir = Directory.CreateTempSubdirectory("dp-").FullName;
+        set_num_threads(1);
+        var result = DataParallelRun.Run(job, TestData.FashionMnist.Value, [CPU, CPU, CPU], new WorkerPlacement(0, 1, 3),
+            new InMemoryReducer(1).For(0), Path.Combine(dir, "dp.safetensors"));
+        LocalTrainingRun.Run(job, TestData.FashionMnist.Value, CPU, Path.Combine(dir, "ref.safetensors"));
+        AssertSameWeights(Path.Combine(dir, "ref.safetensors"), result.WeightsPath!);
+        Assert.InRange(result.CommunicationShare, 0, 1);
+    }
+
+    private static void AssertSameWeights(string a, string b)
+    {
+        var left = SafetensorsCodec.ReadFile(a);
+        var right = SafetensorsCodec.ReadFile(b);
+        Assert.Equal(left.Tensors.Select(t => t.Name).Order(), right.Tensors.Select(t => t.Name).Order());
+        foreach (var t in left.Tensors) Assert.True(t.Data.Span.SequenceEqual(right[t.Name]!.Data.Span), $"{t.Name} differs");
+    }
+
+    /// <summary>A barrier-based all-reduce across threads: every rank gets the elementwise sum, added in rank order.</summary>
+    private sealed class InMemoryReducer(int ranks)
+    {
+        private readonly Barrier _barrier = new(ranks);
+        private readonly float[]?[] _buffers = new float[ranks][];
+        private float[]? _sum;
+
+        public IGradientReducer For(int rank) => new Rank(this, rank);
+
+        private sealed class Rank(InMemoryReducer shared, int rank) : IGradientReducer
+        {
+            public void SumAcrossWorkers(Memory<float> gradients)
+            {
+                shared._buffers[rank] = gradients.ToArray();
+                shared._barrier.SignalAndWait();
+                if (rank == 0)
+                {
+                    var sum = (float[])shared._buffers[0]!.Clone();
+                    for (int r = 1; r < shared._buffers.Length; r++)
+                        for (int i = 0; i < sum.Length; i++) sum[i] += shared._buffers[r]![i];
+                    shared._sum = sum;
+                }
+                shared._barrier.SignalAndWait();
+                shared._sum.AsSpan().CopyTo(gradients.Span);
+                shared._barrier.SignalAndWait();
+            }
+        }
+    }
+}
