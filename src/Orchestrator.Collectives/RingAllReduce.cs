@@ -26,7 +26,7 @@ public sealed class RingAllReduce
     private readonly RingTopology _ring;
     private readonly IRingLink _link;
     private readonly CollectiveOptions _options;
-    private readonly Channel<IRingMessage> _inbox = Channel.CreateUnbounded<IRingMessage>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<IRingMessage> _inbox = Channel.CreateUnbounded<IRingMessage>();   // multi-reader kind: it can Count, which credit batching asks
     // Messages for a collective this rank has not started yet (a fast neighbour is allowed to be ahead).
     private readonly List<IRingMessage> _early = [];
     private long _collective;
@@ -72,6 +72,8 @@ public sealed class RingAllReduce
         private int _sent, _applied, _credits = engine._options.Window, _acknowledged;
         private long _lastProgress = Stopwatch.GetTimestamp();
         private int _fromLeft;
+        private int _uncredited;
+        private int CreditBatch => Math.Max(1, engine._options.Window / 4);
 
         private RingTopology Ring => engine._ring;
         private int Generation => Ring.Generation;
@@ -187,7 +189,14 @@ public sealed class RingAllReduce
             _applied++;
             _fromLeft++;
             _lastProgress = Stopwatch.GetTimestamp();
-            engine._link.SendLeft(new RingCredit(Generation, id, Ring.Rank, 1));
+            // Credits go back in batches of up to a quarter window while chunks queue up (fewer messages on
+            // the Akka link), and at once whenever nothing else is waiting: a live rank that is idle has
+            // acknowledged everything, which is what the stall diagnosis relies on.
+            if (++_uncredited >= CreditBatch || (_pending.Count == 0 && engine._inbox.Reader.Count == 0) || _applied == _plan.Incoming.Count)
+            {
+                engine._link.SendLeft(new RingCredit(Generation, id, Ring.Rank, _uncredited));
+                _uncredited = 0;
+            }
         }
 
         private static void AddInto(Span<float> target, ReadOnlySpan<float> source)

@@ -57,7 +57,34 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
         Assert.Contains(victim, status.GetProperty("error").GetString());
         Assert.True(DateTime.UtcNow - killedAt < TimeSpan.FromSeconds(40), $"took {DateTime.UtcNow - killedAt}");
         // The surviving replica's own report names the missing rank and its node.
-        Assert.Contains($"missing: rank 1 ({victim})", _cluster.Log("worker-1"));
+        Assert.Contains(_cluster.Log("worker-1").Split('\n'), l => l.Contains($"job {id}: training failed") && l.Contains($"missing: rank 1 ({victim})"));
+        _cluster.Start("worker-2");
+    }
+
+    [Fact]
+    public void A_frozen_worker_is_named_within_the_deadline_and_exits_by_itself_once_it_is_downed()
+    {
+        var id = Submit(Jobs.Mlp("it-freeze", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka"));
+        _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 20, JobTimeout);
+        var victim = _cluster.Address("worker-2");
+        var stoppedAt = DateTime.UtcNow;
+        _cluster.Signal("worker-2", "STOP");
+        try
+        {
+            var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() != "Running", TimeSpan.FromSeconds(60));
+            Assert.Equal("Failed", status.GetProperty("state").GetString());
+            Assert.Contains(victim, status.GetProperty("error").GetString());
+            Assert.True(DateTime.UtcNow - stoppedAt < TimeSpan.FromSeconds(40), $"took {DateTime.UtcNow - stoppedAt}");
+            Assert.Contains(_cluster.Log("worker-1").Split('\n'), l => l.Contains($"job {id}: training failed") && l.Contains($"rank 1 ({victim})"));
+            // Frozen past the failure detector and the split-brain resolver's stable-after: it is downed meanwhile.
+            var downedBy = stoppedAt + TimeSpan.FromSeconds(20);
+            if (DateTime.UtcNow < downedBy) Thread.Sleep(downedBy - DateTime.UtcNow);
+        }
+        finally { _cluster.Signal("worker-2", "CONT"); }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (_cluster.IsRunning("worker-2") && DateTime.UtcNow < deadline) Thread.Sleep(250);
+        Assert.False(_cluster.IsRunning("worker-2"), "the downed worker kept running after SIGCONT");
         _cluster.Start("worker-2");
     }
 

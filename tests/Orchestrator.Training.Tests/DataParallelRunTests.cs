@@ -9,7 +9,10 @@ namespace Orchestrator.Training.Tests;
 /// <summary>
 /// The data-parallel step loop without a cluster: two "workers" on two threads whose reducer sums their
 /// buffers in memory, and local devices (CPU replicas), against the single-replica reference run.
+/// Alone in its collection: libtorch's thread count is process-wide, and another test changing it
+/// mid-run would change the float rounding of one "worker" but not the other.
 /// </summary>
+[Collection(SingleThreadedTorch.Name)]
 public sealed class DataParallelRunTests
 {
     private static JobSpec Job(int workers, int devicesPerWorker, int batch) => JobSpecParser.Parse($$"""
@@ -90,4 +93,10 @@ public sealed class DataParallelRunTests
             }
         }
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SingleThreadedTorch
+{
+    public const string Name = "single-threaded libtorch";
 }

@@ -11,9 +11,9 @@ namespace Orchestrator.Collectives.Links;
 /// The <c>tcp</c> transport: one TCP connection to each ring neighbour, carrying the same messages as
 /// the Akka link in a fixed binary frame. Rank r connects to its right neighbour's listener (chunks go
 /// out on it, credits come back) and accepts its left neighbour's connection. Each connection has a
-/// writer thread that drains a queue into a preallocated buffered stream (large writes, one flush when
-/// the queue is empty) and returns pooled payloads, and a reader thread that reads chunks straight
-/// into pooled buffers and hands everything to <see cref="RingAllReduce.Deliver"/>. A broken
+/// writer thread that drains a queue, sending each chunk's header and pooled payload in one gathered
+/// write (no copy into a stream buffer) and returning the payload, and a reader thread that reads
+/// chunks straight into pooled buffers and hands everything to <see cref="RingAllReduce.Deliver"/>. A broken
 /// connection delivers nothing more: the collective's deadline and sequence numbers report it.
 /// </summary>
 public sealed class TcpRingLink : IRingLink, IDisposable
@@ -22,7 +22,7 @@ public sealed class TcpRingLink : IRingLink, IDisposable
     public const int ChunkBytes = 1024 * 1024;
     private const int HeaderBytes = 1 + 4 + 8 + 4 + 4 + 4;
     private const byte Chunk = 1, Credit = 2, Abort = 3, Hello = 4;
-    private const int WriteBufferBytes = 4 * 1024 * 1024;
+    private const int WriteBufferBytes = 4 * 1024 * 1024;   // socket buffers: a few chunks in flight without blocking
 
     private static readonly MessagePackSerializerOptions Untrusted =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
@@ -169,8 +169,13 @@ public sealed class TcpRingLink : IRingLink, IDisposable
 
         private void WriteLoop()
         {
-            using var output = new BufferedStream(_stream, WriteBufferBytes);
+            // A chunk goes out as one gathered send of its header and its pooled payload: no copy into a
+            // stream buffer. Small frames (credits, aborts) are batched in a buffer and flushed before a
+            // chunk and whenever the queue runs dry.
+            var socket = client.Client;
+            var small = new MemoryStream(4096);
             var header = new byte[HeaderBytes];
+            var segments = new ArraySegment<byte>[2];
             var reader = _outbox.Reader;
             try
             {
@@ -181,30 +186,62 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                         switch (message)
                         {
                             case RingChunk c:
+                                Flush(socket, small);
                                 WriteHeader(header, Chunk, c.Generation, c.Collective, c.FromRank, c.Sequence, c.Length);
-                                output.Write(header);
-                                output.Write(c.Payload, 0, c.Length);
+                                segments[0] = new ArraySegment<byte>(header);
+                                segments[1] = new ArraySegment<byte>(c.Payload, 0, c.Length);
+                                SendAll(socket, segments, HeaderBytes + c.Length);
                                 RingBuffers.Return(c.Payload);
                                 break;
                             case RingCredit c:
                                 WriteHeader(header, Credit, c.Generation, c.Collective, c.FromRank, c.Count, 0);
-                                output.Write(header);
+                                small.Write(header);
                                 break;
                             case RingAbort a:
                                 var body = MessagePackSerializer.Serialize(a, Untrusted);
                                 WriteHeader(header, Abort, a.Generation, a.Collective, a.FromRank, 0, body.Length);
-                                output.Write(header);
-                                output.Write(body);
+                                small.Write(header);
+                                small.Write(body);
                                 break;
                         }
                     }
-                    output.Flush();
+                    Flush(socket, small);
                 }
             }
-            catch (Exception ex) when (ex is not OutOfMemoryException)   // IOException, ObjectDisposedException, NotSupportedException after close, …
+            catch (Exception ex) when (ex is not OutOfMemoryException)   // IOException, ObjectDisposedException, SocketException after close, …
             {
                 // The connection is gone; what is still queued is dropped and the engine's deadline reports the neighbour.
                 while (reader.TryRead(out var left)) if (left is RingChunk c) RingBuffers.Return(c.Payload);
+            }
+        }
+
+        private static void Flush(Socket socket, MemoryStream small)
+        {
+            if (small.Length == 0) return;
+            var bytes = small.GetBuffer().AsSpan(0, (int)small.Length);
+            while (bytes.Length > 0) bytes = bytes[socket.Send(bytes)..];
+            small.SetLength(0);
+        }
+
+        /// <summary>Socket.Send of a segment list may send part of it; go on until all is out.</summary>
+        private static void SendAll(Socket socket, ArraySegment<byte>[] segments, int total)
+        {
+            int sent = socket.Send(segments);
+            while (sent < total)
+            {
+                int skip = sent;
+                foreach (var segment in segments)
+                {
+                    if (skip >= segment.Count) { skip -= segment.Count; continue; }
+                    var rest = segment.AsSpan(skip);
+                    while (rest.Length > 0)
+                    {
+                        int n = socket.Send(rest);
+                        rest = rest[n..];
+                        sent += n;
+                    }
+                    skip = 0;
+                }
             }
         }
 

