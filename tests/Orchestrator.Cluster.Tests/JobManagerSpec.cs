@@ -37,8 +37,8 @@ public sealed class JobManagerSpec() : TestKit(Config)
         manager.Tell(new SubmitJob("""{ "name": "fm", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "epochs": 0 }"""));
         var rejected = await ExpectMsgAsync<JobRejected>(Wait);
         Assert.Equal("epochs", rejected.Field);
-        manager.Tell(new SubmitJob("""{ "name": "fm", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": 2 }"""));
-        Assert.Equal("workers", (await ExpectMsgAsync<JobRejected>(Wait)).Field);
+        manager.Tell(new SubmitJob("""{ "name": "fm", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "allReduce": { "transport": "pigeon" } }"""));
+        Assert.Equal("allReduce.transport", (await ExpectMsgAsync<JobRejected>(Wait)).Field);
         manager.Tell(new SubmitJob("not json"));
         await ExpectMsgAsync<JobRejected>(Wait);
         manager.Tell(ListJobs.Instance);
