@@ -93,10 +93,12 @@ gloo_bench() {
   "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 0 2 "$port" "$mib" "$reps" 2>/dev/null || true
   wait "$other" || true
 }
+# jfield <field> <MiB>: the field of the JSON line for that size (Akka's own log lines on stdout are skipped).
 jfield() { "$python" -c "import json,sys
 for line in sys.stdin:
-    d=json.loads(line)
-    if d.get('bytes')==$2*1048576: print(d['$1'])" 2>/dev/null; }
+    try: d=json.loads(line)
+    except ValueError: continue
+    if d.get('bytes')==$2*1048576: print(d['$1'])" 2>/dev/null || true; }
 
 if want 2; then
 echo
@@ -158,7 +160,7 @@ soak="${BENCH_SOAK_SECONDS:-60}"
 echo "== 4. ${soak} s of back-to-back 64 MiB all-reduces on the akka link =="
 ring_bench akka 64 --seconds "$soak" >"$work/soak.jsonl"
 "$python" -c 'import json,sys
-d=json.loads(open(sys.argv[1]).read().splitlines()[-1])
-print(f"{d[\"runs\"]} all-reduces in {d[\"soakSeconds\"]} s, median {d[\"seconds\"]} s each ({d[\"busbwGBs\"]} GB/s busbw); members marked unreachable: {d[\"unreachable\"]}")' "$work/soak.jsonl" \
+d=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][-1]
+print("%s all-reduces in %s s, median %s s each (%s GB/s busbw); members marked unreachable: %s" % (d["runs"], d["soakSeconds"], d["seconds"], d["busbwGBs"], d["unreachable"]))' "$work/soak.jsonl" \
   || echo "soak failed; see the ranks' stderr"
 fi

@@ -81,7 +81,9 @@ up() {
   rm -rf "$dir/nodes" "$dir/client.env"
   mkdir -p "$dir/logs"
   local coord_port api_port first_worker_port
-  coord_port="$(orch_free_port)"; api_port="$(orch_free_port)"; first_worker_port="$(orch_free_port)"
+  local ports=()
+  mapfile -t ports < <(orch_free_ports $((workers + 2)))
+  coord_port="${ports[0]}"; api_port="${ports[1]}"; first_worker_port="${ports[2]}"
   # Two seeds (the coordinator and the first worker), so that a restarted coordinator rejoins the
   # running cluster instead of forming an island of its own.
   cat >"$dir/cluster.env" <<ENV
@@ -92,7 +94,7 @@ ENV
   orch_start_node "$dir" coordinator coordinator,checkpoint "$coord_port" --api-port "$api_port" "${settings[@]}"
   local i port
   for i in $(seq 1 "$workers"); do
-    if [ "$i" = 1 ]; then port="$first_worker_port"; else port="$(orch_free_port)"; fi
+    port="${ports[$((i + 1))]}"
     orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices" "${settings[@]}"
   done
 
@@ -107,10 +109,7 @@ ENV
       fi
     done
     if [ -s "$token_file" ]; then
-      seen="$( { curl -s -m 5 -H "Authorization: Bearer $(cat "$token_file")" "http://127.0.0.1:$api_port/api/v1/workers" || true; } \
-              | python3 -c 'import json,sys
-try: print(len(json.load(sys.stdin)))
-except Exception: print(0)')"
+      seen="$( { orch_http_get "$api_port" /api/v1/workers "$(cat "$token_file")" 2>/dev/null || true; } | grep -o '"node"' | wc -l || true)"
       [ "$seen" -ge "$workers" ] && break
     fi
     sleep 0.5
@@ -135,7 +134,7 @@ start_again() {
     # shellcheck disable=SC1091
     source "$dir/cluster.env"
     local deadline=$((SECONDS + 60))
-    until curl -s -m 2 -o /dev/null "http://127.0.0.1:$ORCH_API_PORT/health"; do
+    until orch_http_get "$ORCH_API_PORT" /health 2>/dev/null | grep -q '"ok"'; do
       if [ $SECONDS -ge $deadline ] || ! orch_pid_alive "$(cat "$dir/nodes/$node.pid")"; then
         echo "local-cluster.sh: $node did not come back; its log: $dir/logs/$node.log" >&2; exit 1
       fi

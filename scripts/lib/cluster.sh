@@ -3,8 +3,36 @@
 # Run folder: cluster.env (seeds, ports), nodes/<name>.{pid,role,address}, logs/<name>.log,
 # data/<name>/ (journal, api-token, job output), client.env (for the client and for scripts).
 
-orch_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# orch_free_ports <n>: n distinct TCP ports that nothing on this machine listens on or is connected
+# from (read from /proc/net/tcp and tcp6, so neither python nor ss is needed).
+orch_free_ports() {
+  local -A used=()
+  local address hex port count=0
+  while read -r _ address _; do
+    hex="${address##*:}"
+    [[ "$hex" =~ ^[0-9A-Fa-f]{4}$ ]] && used[$((16#$hex))]=1
+  done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+  while [ "$count" -lt "$1" ]; do
+    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    [ -n "${used[$port]:-}" ] && continue
+    used[$port]=1
+    echo "$port"
+    count=$((count + 1))
+  done
+}
+
+orch_free_port() { orch_free_ports 1; }
+
+# orch_http_get <port> <path> [token]: the body of a GET to 127.0.0.1, or nothing when nobody answers
+# (bash's /dev/tcp, so curl is not needed; HTTP/1.0, so the server closes the connection when done).
+orch_http_get() {
+  local port="$1" path="$2" token="${3:-}" auth="" response
+  [ -n "$token" ] && auth="Authorization: Bearer $token"$'\r\n'
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n' "$path" "$auth" >&3
+  response="$(timeout 5 cat <&3)" || true
+  exec 3<&- 3>&-
+  printf '%s' "${response#*$'\r\n\r\n'}"
 }
 
 # orch_pid_alive <pid>: true when the pid is a live orchestrator-node process (never trust a reused pid).

@@ -70,13 +70,15 @@ public sealed class LocalCluster : IDisposable
         process.WaitForExit(10_000);
     }
 
-    /// <summary>SIGSTOP or SIGCONT: a frozen node, not a dead one.</summary>
+    /// <summary>SIGSTOP or SIGCONT: a frozen node, not a dead one (libc's kill, so no procps is needed).</summary>
     public void Signal(string node, string signal)
     {
-        using var kill = Process.Start("kill", [$"-{signal}", Pid(node).ToString()]);
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
+        int number = signal switch { "STOP" => 19, "CONT" => 18, _ => throw new ArgumentException(signal) };   // Linux x86-64 and arm64
+        Assert.True(kill(Pid(node), number) == 0, $"kill -{signal} {Pid(node)} failed");
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
 
     public bool IsRunning(string node)
     {
