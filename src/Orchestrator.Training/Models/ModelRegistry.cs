@@ -19,13 +19,21 @@ public static class ModelRegistry
 
     public static IReadOnlyCollection<string> Names { get; } = Factories.Keys.ToArray();
 
+    private static readonly object SeedLock = new();
+
     /// <summary>Creates the model with parameters drawn from <paramref name="seed"/>, so every replica starts identical.</summary>
     public static Module<Tensor, Tensor> Create(string name, ModelInput input, long seed, Device device)
     {
         if (!Factories.TryGetValue(name, out var factory))
             throw new ArgumentException($"unknown model '{name}'; known models: {string.Join(", ", Names)}");
-        manual_seed(seed);
-        var model = factory(input);
+        // Initialization draws from libtorch's one global generator: two replicas built at once on two
+        // threads would interleave their draws and start different. Seed and build as one step.
+        Module<Tensor, Tensor> model;
+        lock (SeedLock)
+        {
+            manual_seed(seed);
+            model = factory(input);
+        }
         return model.to(device);
     }
 }
