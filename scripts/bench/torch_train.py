@@ -38,13 +38,18 @@ class LeNet(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x.flatten(1))))))
 
 
+def load(folder):
+    """Fashion-MNIST's training split as the product feeds it: normalized [N,1,28,28] floats, int64 labels."""
+    images = torch.from_numpy(idx(f"{folder}/train-images-idx3-ubyte.gz").copy()).float().div_(255)
+    labels = torch.from_numpy(idx(f"{folder}/train-labels-idx1-ubyte.gz").astype(np.int64))
+    return ((images - images.mean()) / images.std()).unsqueeze(1), labels
+
+
 def main():
     folder, model_name, batch, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
     torch.manual_seed(42)
-    images = torch.from_numpy(idx(f"{folder}/train-images-idx3-ubyte.gz").copy()).float().div_(255)
-    labels = torch.from_numpy(idx(f"{folder}/train-labels-idx1-ubyte.gz").astype(np.int64))
-    images = ((images - images.mean()) / images.std()).unsqueeze(1)
+    images, labels = load(folder)
     model = Mlp() if model_name == "mlp" else LeNet()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     order = torch.randperm(images.shape[0])
@@ -59,4 +64,5 @@ def main():
     print(json.dumps({"samplesPerSecond": steps * batch / elapsed, "torch": torch.__version__}))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -44,8 +44,8 @@ while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up) < world)
 
 var nodes = ports.Select(p => $"akka.tcp://bench@127.0.0.1:{p}").ToArray();
 var ring = new RingTopology(1, rank, nodes);
-var inbox = new EngineInbox();
-var ringActor = system.ActorOf(Props.Create(() => new RingEndpoint(inbox)), "ring");
+var inbox = new RingEndpoint.Target();
+var ringActor = system.ActorOf(RingEndpoint.Props(inbox), "ring");
 TcpRingLink? tcp = transport == "tcp" ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
 IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(
     ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Left]}/user/ring")),
@@ -94,17 +94,6 @@ return unreachable == 0 ? 0 : 3;
 
 static long PeakRssMiB() =>
     File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:")).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024).FirstOrDefault();
-
-/// <summary>Hands ring messages to the engine (set before the first chunk can arrive).</summary>
-sealed class EngineInbox
-{
-    public volatile RingAllReduce? Engine;
-}
-
-sealed class RingEndpoint : ReceiveActor
-{
-    public RingEndpoint(EngineInbox inbox) => Receive<IRingMessage>(m => inbox.Engine!.Deliver(m));
-}
 
 sealed class UnreachableCounter : ReceiveActor
 {

@@ -23,6 +23,7 @@ public static class CliErrors
         catch (IdxFormatException ex) { return Report($"bad dataset file: {ex.Message}", ExitCodes.BadInput); }
         catch (SafetensorsFormatException ex) { return Report($"not a valid safetensors file: {ex.Message}", ExitCodes.BadInput); }
         catch (UsageException ex) { return Report(ex.Message, ExitCodes.BadInput); }
+        catch (Client.ApiException ex) { return Report(ex.Message, ex.ExitCode); }
         catch (OperationCanceledException) { return Report("cancelled", ExitCodes.Failed); }
         catch (IOException ex) { return Report(ex.Message, ExitCodes.Failed); }
         catch (UnauthorizedAccessException ex) { return Report(ex.Message, ExitCodes.Failed); }

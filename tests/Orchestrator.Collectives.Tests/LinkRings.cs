@@ -63,13 +63,8 @@ public sealed class AkkaRing : LinkRing
             akka.loglevel = WARNING
             """).WithFallback(OrchestratorSettings.DefaultConfig());
         _systems = Enumerable.Range(0, size).Select(r => ActorSystem.Create($"ring{r}", config)).ToArray();
-        var inboxes = new Inbox[size];
-        var endpoints = Enumerable.Range(0, size).Select(r =>
-        {
-            inboxes[r] = new Inbox();
-            var inbox = inboxes[r];
-            return _systems[r].ActorOf(Props.Create(() => new Endpoint(inbox)), "ring");
-        }).ToArray();
+        var inboxes = Enumerable.Range(0, size).Select(_ => new RingEndpoint.Target()).ToArray();
+        var endpoints = Enumerable.Range(0, size).Select(r => _systems[r].ActorOf(RingEndpoint.Props(inboxes[r]), "ring")).ToArray();
         var nodes = _systems.Select(s => ((ExtendedActorSystem)s).Provider.DefaultAddress.ToString()).ToArray();
         Engines = Enumerable.Range(0, size).Select(r =>
         {
@@ -84,14 +79,4 @@ public sealed class AkkaRing : LinkRing
     }
 
     public override void Dispose() => Task.WaitAll(_systems.Select(s => s.Terminate()).ToArray(), TimeSpan.FromSeconds(20));
-
-    private sealed class Inbox
-    {
-        public volatile RingAllReduce? Engine;
-    }
-
-    private sealed class Endpoint : ReceiveActor
-    {
-        public Endpoint(Inbox inbox) => Receive<IRingMessage>(m => inbox.Engine!.Deliver(m));
-    }
 }

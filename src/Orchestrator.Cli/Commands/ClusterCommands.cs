@@ -294,9 +294,5 @@ public static class ClusterCommands
     private static string Number(JsonElement e, string name, string format) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble().ToString(format, CultureInfo.InvariantCulture) : "";
 
-    private static int Run(Func<int> command) => CliErrors.Run(() =>
-    {
-        try { return command(); }
-        catch (ApiException ex) { return CliErrors.Report(ex.Message, ex.ExitCode); }
-    });
+    private static int Run(Func<int> command) => CliErrors.Run(command);
 }

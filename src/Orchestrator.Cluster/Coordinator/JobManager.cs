@@ -61,7 +61,7 @@ public sealed class JobManager : ReceivePersistentActor
         Command<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => new JobSummary(j.Id, j.Name, j.State.ToString())).ToList())));
         Command<GetCheckpoints>(m => Sender.Tell(_book.Find(m.Id) is { } job ? new CheckpointList(job.Id, []) : new JobNotFound(m.Id)));
         Command<GetWorkers>(_ => Sender.Tell(new WorkerList(_workers.Select(w => new WorkerView(
-            w.Node, w.Reachable ? (w.RunningJob is null && !IsBusy(w.Node) ? "idle" : "busy") : "unreachable", w.Devices,
+            w.Node, w.Reachable ? (w.RunningJob is null && !BusyNodes().Contains(w.Node) ? "idle" : "busy") : "unreachable", w.Devices,
             w.RunningJob ?? _runners.FirstOrDefault(r => r.Value.Nodes.Contains(w.Node)).Key)).ToList())));
         Command<CancelJob>(Cancel);
         Command<WorkersChanged>(m => { _workers = m.Workers; Schedule(); });
@@ -195,8 +195,6 @@ public sealed class JobManager : ReceivePersistentActor
     }
 
     private HashSet<string> BusyNodes() => _runners.Values.SelectMany(r => r.Nodes).ToHashSet(StringComparer.Ordinal);
-
-    private bool IsBusy(string node) => _runners.Values.Any(r => r.Nodes.Contains(node));
 
     private JobStatus Status(JobRecord job)
     {

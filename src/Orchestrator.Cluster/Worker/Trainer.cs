@@ -37,6 +37,7 @@ public sealed class Trainer : ReceiveActor
     private readonly WorkerSettings _settings;
     private readonly TcpRingLink? _tcp;
     private RingAllReduce? _engine;
+    private volatile IReadOnlyList<string> _endpoints = [];   // the TCP link's endpoints by rank, from BeginTraining
 
     public static string ActorName(string jobId) => "trainer-" + Uri.EscapeDataString(jobId);
 
@@ -118,8 +119,6 @@ public sealed class Trainer : ReceiveActor
         _endpoints = begin.Endpoints;   // before the compute thread is released, which reads it
         _ring.TrySetResult(_engine);
     }
-
-    private volatile IReadOnlyList<string> _endpoints = [];
 
     private string TrainerPath(string node) => $"{node}/user/{WorkerAgent.Name}/{ActorName(_start.JobId)}";
 
