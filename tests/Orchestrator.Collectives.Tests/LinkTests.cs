@@ -2,7 +2,12 @@ using Orchestrator.Collectives;
 
 namespace Orchestrator.Collectives.Tests;
 
-/// <summary>The engine's core tests again, over the real links (TCP sockets, Akka Remote) instead of memory.</summary>
+/// <summary>
+/// The engine's core tests again, over the real links (TCP sockets, Akka Remote) instead of memory. Alone in
+/// their collection: their actor systems and socket threads would otherwise take the CPU that the in-memory
+/// tests' short deadlines count on.
+/// </summary>
+[Collection(RealLinks.Name)]
 public sealed class LinkTests
 {
     private static CollectiveOptions Options(int bucketBytes, int chunkBytes, int deadlineMs = 10_000) =>
@@ -45,4 +50,10 @@ public sealed class LinkTests
             Assert.Contains("rank 2 (node-2)".Replace("node-2", ring.Engines[2].Ring.Nodes[2]), failed.Message);
         }
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class RealLinks
+{
+    public const string Name = "real links";
 }
