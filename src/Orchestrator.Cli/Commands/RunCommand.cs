@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Orchestrator.Core.Jobs;
+using Orchestrator.Training.Checkpoints;
 using Orchestrator.Training.Data;
 using Orchestrator.Training.Devices;
 using Orchestrator.Training.Engine;
@@ -27,16 +28,25 @@ public static class RunCommand
             Description = "CPU threads for libtorch (default: all cores)",
             DefaultValueFactory = _ => Environment.ProcessorCount,
         };
+        var checkpointDir = new Option<string?>("--checkpoint-dir")
+        {
+            Description = "write a checkpoint every checkpoint.everySteps steps and at each epoch's end into this folder",
+        };
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "continue from this checkpoint (its folder, or a file in it); it is verified before use",
+        };
         var command = new Command("run", "train a job in this one process, without a cluster (the single-replica reference)")
         {
-            job, json, output, device, threads,
+            job, json, output, device, threads, checkpointDir, resume,
         };
         command.SetAction(result => CliErrors.Run(() => Execute(
-            result.GetValue(job)!, result.GetValue(json), result.GetValue(output), result.GetValue(device)!, result.GetValue(threads))));
+            result.GetValue(job)!, result.GetValue(json), result.GetValue(output), result.GetValue(device)!, result.GetValue(threads),
+            result.GetValue(checkpointDir), result.GetValue(resume))));
         return command;
     }
 
-    private static int Execute(string jobPath, bool json, string? outPath, string deviceName, int threads)
+    private static int Execute(string jobPath, bool json, string? outPath, string deviceName, int threads, string? checkpointDir, string? resumePath)
     {
         if (!File.Exists(jobPath)) throw new UsageException($"job file not found: {jobPath}");
         if (threads < 1) throw new UsageException($"--threads must be at least 1, was {threads}");
@@ -45,6 +55,15 @@ public static class RunCommand
         TorchSharp.torch.Device device;
         try { device = DeviceSelector.Resolve(deviceName); }
         catch (ArgumentException ex) { throw new UsageException($"--device: {ex.Message}"); }
+        TrainingSnapshot? resume = null;
+        if (resumePath is not null)
+        {
+            var folder = Directory.Exists(resumePath) ? resumePath : File.Exists(resumePath) ? Path.GetDirectoryName(Path.GetFullPath(resumePath))! : null;
+            if (folder is null) throw new UsageException($"--resume: no checkpoint at {resumePath}");
+            try { resume = CheckpointFolder.Load(folder); }
+            catch (CheckpointInvalidException ex) { throw new UsageException($"--resume: {folder} is not a valid checkpoint: {ex.Message}"); }
+            if (resume.Model != spec.Model) throw new UsageException($"--resume: the checkpoint holds a '{resume.Model}' model, the job trains '{spec.Model}'");
+        }
         TorchSharp.torch.set_num_threads(threads);
         var data = ImageDataset.Load(files);
         var weights = outPath ?? $"{spec.Name}.safetensors";
@@ -58,17 +77,17 @@ public static class RunCommand
         if (json)
         {
             Console.Error.WriteLine(header);
-            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Error), cancel.Token);
+            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Error), cancel.Token, checkpointDir, resume);
         }
         else if (!Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {
             AnsiConsole.MarkupLine(Markup.Escape(header));
-            result = WithProgressBar(spec, data, device, weights, cancel.Token);
+            result = WithProgressBar(spec, data, device, weights, cancel.Token, checkpointDir, resume);
         }
         else
         {
             Console.WriteLine(header);
-            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Out), cancel.Token);
+            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Out), cancel.Token, checkpointDir, resume);
         }
 
         if (json)
@@ -85,7 +104,8 @@ public static class RunCommand
         return ExitCodes.Success;
     }
 
-    private static LocalRunResult WithProgressBar(JobSpec spec, ImageDataset data, TorchSharp.torch.Device device, string weights, CancellationToken token)
+    private static LocalRunResult WithProgressBar(JobSpec spec, ImageDataset data, TorchSharp.torch.Device device, string weights, CancellationToken token,
+        string? checkpointDir, TrainingSnapshot? resume)
     {
         LocalRunResult? result = null;
         AnsiConsole.Progress()
@@ -99,7 +119,7 @@ public static class RunCommand
                     task.Value = p.Step;
                     task.Description = Describe(p);
                 });
-                result = LocalTrainingRun.Run(spec, data, device, weights, progress, token);
+                result = LocalTrainingRun.Run(spec, data, device, weights, progress, token, checkpointDir, resume);
             });
         return result!;
     }

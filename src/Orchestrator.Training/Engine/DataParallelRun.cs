@@ -3,7 +3,7 @@ using System.Globalization;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Training.Data;
 using Orchestrator.Training.Safetensors;
-using Orchestrator.Training.Sampling;
+using Orchestrator.Training.Checkpoints;
 using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Engine;
@@ -24,6 +24,14 @@ public sealed record WorkerPlacement(int WorkerRank, int Workers, int DevicesPer
 /// <summary>Progress of one worker: its own throughput and the share of step time spent in the all-reduce.</summary>
 public sealed record WorkerProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond, double CommunicationShare);
 
+/// <summary>
+/// A worker's checkpoint duties: continue from <paramref name="ResumeFrom"/> (every worker loads the
+/// same snapshot), report the parameter digest at every checkpoint step (the runner compares them
+/// across workers), and on rank 0 hand each snapshot to <paramref name="OnSnapshot"/>, which must
+/// return at once (it is sent and written elsewhere, off the training path).
+/// </summary>
+public sealed record CheckpointHooks(int Generation, TrainingSnapshot? ResumeFrom, Action<TrainingSnapshot>? OnSnapshot, Action<long, string>? OnDigest);
+
 /// <summary>The end of a worker's run. Accuracy, loss and weights only on worker rank 0, which evaluates the whole held-out split.</summary>
 public sealed record DataParallelResult(long Steps, int Epochs, double SamplesPerSecond, double CommunicationShare, string Digest,
     EvaluationResult? Evaluation, string? WeightsPath);
@@ -38,7 +46,8 @@ public sealed record DataParallelResult(long Steps, int Epochs, double SamplesPe
 public static class DataParallelRun
 {
     public static DataParallelResult Run(JobSpec job, ImageDataset data, IReadOnlyList<Device> devices, WorkerPlacement placement,
-        IGradientReducer reducer, string? weightsPath, IProgress<WorkerProgress>? progress = null, CancellationToken cancellation = default)
+        IGradientReducer reducer, string? weightsPath, IProgress<WorkerProgress>? progress = null, CancellationToken cancellation = default,
+        CheckpointHooks? checkpoints = null)
     {
         if (devices.Count != placement.DevicesPerWorker)
             throw new ArgumentException($"{devices.Count} device(s) given for {placement.DevicesPerWorker} replica(s) per worker");
@@ -46,7 +55,12 @@ public static class DataParallelRun
         try
         {
             foreach (var device in devices) replicas.Add(new Replica(job, data, device));
-            return Train(job, replicas, placement, reducer, weightsPath, progress, cancellation);
+            if (checkpoints?.ResumeFrom is { } snapshot)
+            {
+                if (snapshot.Model != job.Model) throw new CheckpointInvalidException($"the checkpoint holds a '{snapshot.Model}' model, the job trains '{job.Model}'");
+                foreach (var replica in replicas) snapshot.RestoreInto(replica);
+            }
+            return Train(job, replicas, placement, reducer, weightsPath, progress, cancellation, checkpoints);
         }
         finally
         {
@@ -55,49 +69,55 @@ public static class DataParallelRun
     }
 
     private static DataParallelResult Train(JobSpec job, List<Replica> replicas, WorkerPlacement placement, IGradientReducer reducer,
-        string? weightsPath, IProgress<WorkerProgress>? progress, CancellationToken cancellation)
+        string? weightsPath, IProgress<WorkerProgress>? progress, CancellationToken cancellation, CheckpointHooks? checkpoints)
     {
-        int trainCount = replicas[0].TrainCount;
-        long totalSteps = LocalTrainingRun.TotalSteps(job, trainCount);
+        int globalBatch = placement.WorldSize * job.BatchSizePerDevice;
+        var schedule = new StepSchedule(job, replicas[0].TrainCount, placement.WorldSize, checkpoints?.ResumeFrom?.ContinueWith(globalBatch));
+        long totalSteps = schedule.TotalSteps;
         var buffer = new GradientBuffer(replicas[0].Model);
         var clock = Stopwatch.StartNew();
         var sinceReport = Stopwatch.StartNew();
-        long step = 0, samples = 0, windowSamples = 0;
+        long step = schedule.FirstStep, samples = 0, windowSamples = 0;
         double windowLoss = 0;
         var communication = TimeSpan.Zero;
-        int epochsRun = 0;
+        int epochsRun = checkpoints?.ResumeFrom?.Position.Epoch ?? 0;
 
-        for (int epoch = 0; epoch < job.Epochs && step < totalSteps; epoch++)
+        foreach (var next in schedule.Steps())
         {
-            var plan = new EpochPlan(trainCount, job.Seed, epoch, placement.WorldSize, job.BatchSizePerDevice);
-            epochsRun = epoch + 1;
-            for (int s = 0; s < plan.StepsPerEpoch && step < totalSteps; s++)
+            cancellation.ThrowIfCancellationRequested();
+            var plan = next.Plan;
+            int globalCount = plan.GlobalCount(next.EpochStep);
+            for (int d = 0; d < replicas.Count; d++)
             {
-                cancellation.ThrowIfCancellationRequested();
-                int globalCount = plan.GlobalCount(s);
-                for (int d = 0; d < replicas.Count; d++)
-                {
-                    var indices = plan.ReplicaIndices(s, placement.ReplicaRank(d));
-                    windowLoss += replicas[d].ComputeGradients(indices, globalCount);
-                    windowSamples += indices.Length;
-                    samples += indices.Length;
-                }
-                buffer.Gather(replicas);
-                var reduceStart = Stopwatch.GetTimestamp();
-                reducer.SumAcrossWorkers(buffer.Values);
-                communication += Stopwatch.GetElapsedTime(reduceStart);
-                buffer.Scatter(replicas);
-                foreach (var replica in replicas) replica.ApplyStep(step);
-                step++;
+                var indices = plan.ReplicaIndices(next.EpochStep, placement.ReplicaRank(d));
+                windowLoss += replicas[d].ComputeGradients(indices, globalCount);
+                windowSamples += indices.Length;
+                samples += indices.Length;
+            }
+            buffer.Gather(replicas);
+            var reduceStart = Stopwatch.GetTimestamp();
+            reducer.SumAcrossWorkers(buffer.Values);
+            communication += Stopwatch.GetElapsedTime(reduceStart);
+            buffer.Scatter(replicas);
+            foreach (var replica in replicas) replica.ApplyStep(next.Step);
+            step = next.Step + 1;
+            epochsRun = plan.Epoch + 1;
 
-                if (progress is not null && (sinceReport.ElapsedMilliseconds >= 250 || step == totalSteps) && windowSamples > 0)
-                {
-                    progress.Report(new WorkerProgress(epoch + 1, job.Epochs, step, totalSteps, windowLoss / windowSamples,
-                        samples / clock.Elapsed.TotalSeconds, communication / clock.Elapsed));
-                    windowLoss = 0;
-                    windowSamples = 0;
-                    sinceReport.Restart();
-                }
+            if (checkpoints is not null && next.IsCheckpoint(job.Checkpoint.EverySteps, totalSteps))
+            {
+                var stepDigest = GradientBuffer.Digest(replicas[0].Model);
+                checkpoints.OnDigest?.Invoke(step, stepDigest);
+                if (placement.WorkerRank == 0 && checkpoints.OnSnapshot is { } sink)
+                    sink(TrainingSnapshot.Capture(replicas[0], job, next.After, checkpoints.Generation, stepDigest));
+            }
+
+            if (progress is not null && (sinceReport.ElapsedMilliseconds >= 250 || step == totalSteps) && windowSamples > 0)
+            {
+                progress.Report(new WorkerProgress(plan.Epoch + 1, job.Epochs, step, totalSteps, windowLoss / windowSamples,
+                    samples / clock.Elapsed.TotalSeconds, communication / clock.Elapsed));
+                windowLoss = 0;
+                windowSamples = 0;
+                sinceReport.Restart();
             }
         }
         double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-9);

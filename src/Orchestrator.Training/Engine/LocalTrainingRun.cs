@@ -3,7 +3,7 @@ using System.Globalization;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Training.Data;
 using Orchestrator.Training.Safetensors;
-using Orchestrator.Training.Sampling;
+using Orchestrator.Training.Checkpoints;
 using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Engine;
@@ -20,48 +20,51 @@ public sealed record LocalRunResult(double Accuracy, double Loss, long Steps, in
 /// </summary>
 public static class LocalTrainingRun
 {
-    public static long TotalSteps(JobSpec job, int trainCount)
-    {
-        long perEpoch = (trainCount + job.GlobalBatchSize - 1) / job.GlobalBatchSize;
-        long total = perEpoch * job.Epochs;
-        return job.MaxSteps is { } max ? Math.Min(max, total) : total;
-    }
+    public static long TotalSteps(JobSpec job, int trainCount) => new StepSchedule(job, trainCount, job.WorldSize).TotalSteps;
 
+    /// <param name="checkpointDir">Where to write a checkpoint every <c>checkpoint.everySteps</c> and at each epoch's end (none when null).</param>
+    /// <param name="resume">A checkpoint of this job to continue from: the run then equals the uninterrupted one bit for bit.</param>
     public static LocalRunResult Run(JobSpec job, ImageDataset data, Device device, string weightsPath,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default,
+        string? checkpointDir = null, TrainingSnapshot? resume = null)
     {
         using var replica = new Replica(job, data, device);
-        long totalSteps = TotalSteps(job, replica.TrainCount);
-        long step = 0, samples = 0;
-        int epochsRun = 0;
+        if (resume is not null)
+        {
+            if (resume.Model != job.Model) throw new CheckpointInvalidException($"the checkpoint holds a '{resume.Model}' model, the job trains '{job.Model}'");
+            resume.RestoreInto(replica);
+        }
+        var schedule = new StepSchedule(job, replica.TrainCount, job.WorldSize, resume?.ContinueWith(job.GlobalBatchSize));
+        long totalSteps = schedule.TotalSteps;
+        long step = schedule.FirstStep, samples = 0;
+        int epochsRun = resume?.Position.Epoch ?? 0;
         var clock = Stopwatch.StartNew();
         var report = new ProgressWindow(progress, job.Epochs, totalSteps);
         var acrossWorkers = job.Workers > 1 ? new GradientBuffer(replica.Model) : null;
 
-        for (int epoch = 0; epoch < job.Epochs && step < totalSteps; epoch++)
+        // The job's replicas' shards as micro-batches of one step, added up as the cluster adds them:
+        // each worker's devices first, then the workers. The arithmetic is the cluster's, so the two
+        // agree to the bit for up to two workers (more workers: the ring's order of addition differs).
+        foreach (var next in schedule.Steps())
         {
-            // The job's replicas' shards as micro-batches of one step, added up as the cluster adds them:
-            // each worker's devices first, then the workers. The arithmetic is the cluster's, so the two
-            // agree to the bit for up to two workers (more workers: the ring's order of addition differs).
-            var plan = new EpochPlan(replica.TrainCount, job.Seed, epoch, job.WorldSize, job.BatchSizePerDevice);
-            epochsRun = epoch + 1;
-            for (int s = 0; s < plan.StepsPerEpoch && step < totalSteps; s++)
+            cancellation.ThrowIfCancellationRequested();
+            var plan = next.Plan;
+            int count = plan.GlobalCount(next.EpochStep);
+            double lossSum = 0;
+            for (int worker = 0; worker < job.Workers; worker++)
             {
-                cancellation.ThrowIfCancellationRequested();
-                int count = plan.GlobalCount(s);
-                double lossSum = 0;
-                for (int worker = 0; worker < job.Workers; worker++)
-                {
-                    for (int d = 0; d < job.DevicesPerWorker; d++)
-                        lossSum += replica.ComputeGradients(plan.ReplicaIndices(s, worker * job.DevicesPerWorker + d), count, accumulate: d > 0);
-                    acrossWorkers?.Accumulate(replica, first: worker == 0);
-                }
-                acrossWorkers?.Scatter([replica]);
-                replica.ApplyStep(step);
-                step++;
-                samples += count;
-                report.Add(epoch, step, lossSum, count, samples / clock.Elapsed.TotalSeconds);
+                for (int d = 0; d < job.DevicesPerWorker; d++)
+                    lossSum += replica.ComputeGradients(plan.ReplicaIndices(next.EpochStep, worker * job.DevicesPerWorker + d), count, accumulate: d > 0);
+                acrossWorkers?.Accumulate(replica, first: worker == 0);
             }
+            acrossWorkers?.Scatter([replica]);
+            replica.ApplyStep(next.Step);
+            step = next.Step + 1;
+            epochsRun = plan.Epoch + 1;
+            samples += count;
+            report.Add(plan.Epoch, step, lossSum, count, samples / clock.Elapsed.TotalSeconds);
+            if (checkpointDir is not null && next.IsCheckpoint(job.Checkpoint.EverySteps, totalSteps))
+                CheckpointFolder.Write(checkpointDir, TrainingSnapshot.Capture(replica, job, next.After, generation: 1, GradientBuffer.Digest(replica.Model)));
         }
         double samplesPerSecond = samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         report.Flush(samplesPerSecond);

@@ -1,0 +1,221 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Orchestrator.Core.IO;
+using Orchestrator.Training.Safetensors;
+
+namespace Orchestrator.Training.Checkpoints;
+
+/// <summary>The commit record of a checkpoint: written last, so a checkpoint without one never happened.</summary>
+public sealed record CheckpointManifest(string Format, string Job, string Model, long Step, int Epoch, int EpochStep, int GlobalBatch,
+    int Generation, string Digest, string CreatedAt, IReadOnlyList<ManifestEntry> Files);
+
+public sealed record ManifestEntry(string Name, long Length, string Sha256);
+
+/// <summary>Held-out metrics of a checkpoint, written beside it once evaluated.</summary>
+public sealed record CheckpointEvaluation(double Accuracy, double Loss, string EvaluatedAt);
+
+/// <summary>One checkpoint on disk as last verified: <see cref="Problem"/> says why it is not <see cref="Verified"/>.</summary>
+public sealed record CheckpointInfo(long Step, int Epoch, string Folder, bool Verified, string? Problem, CheckpointManifest? Manifest,
+    CheckpointEvaluation? Evaluation)
+{
+    public string WeightsPath => Path.Combine(Folder, CheckpointFolder.ModelFileName);
+}
+
+/// <summary>A checkpoint that failed verification: nothing from it is used.</summary>
+public sealed class CheckpointInvalidException(string message) : Exception(message);
+
+/// <summary>
+/// A job's checkpoints on disk (PRODUCT.md section 5): one folder per step, <c>step-000000500/</c>, with
+/// <c>model.safetensors</c>, <c>optimizer.safetensors</c> and <c>manifest.json</c> (names, lengths,
+/// SHA-256, position, generation). Each file is written atomically (temp, fsync, rename, fsync of the
+/// folder) and the manifest last: it is the commit point. Verification checks the manifest, every
+/// file's length and SHA-256, and the safetensors structure, before any tensor is made.
+/// </summary>
+public static class CheckpointFolder
+{
+    public const string ModelFileName = "model.safetensors";
+    public const string OptimizerFileName = "optimizer.safetensors";
+    public const string ManifestFileName = "manifest.json";
+    public const string EvaluationFileName = "evaluation.json";
+    public const string Format = "orchestrator-checkpoint/1";
+    private const string Prefix = "step-";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public static string StepFolder(string root, long step) => Path.Combine(root, $"{Prefix}{step:D9}");
+
+    /// <summary>Writes a snapshot; a verified checkpoint of the same step and digest is kept as it is (a replay after recovery).</summary>
+    public static CheckpointInfo Write(string root, TrainingSnapshot snapshot)
+    {
+        var folder = StepFolder(root, snapshot.Position.Step);
+        var existing = Verify(folder);
+        if (existing.Verified && existing.Manifest!.Digest == snapshot.Digest) return existing;
+        bool created = !Directory.Exists(folder);
+        try
+        {
+            Directory.CreateDirectory(folder);
+            AtomicFile.RemoveLeftovers(folder);
+            // Withdraw the old commit record first: a half-rewritten folder must not pass for the old checkpoint.
+            var manifestPath = Path.Combine(folder, ManifestFileName);
+            if (File.Exists(manifestPath)) File.Delete(manifestPath);
+            File.Delete(Path.Combine(folder, EvaluationFileName));
+            AtomicFile.WriteAllBytes(Path.Combine(folder, ModelFileName), snapshot.ModelFile);
+            AtomicFile.WriteAllBytes(Path.Combine(folder, OptimizerFileName), snapshot.OptimizerFile);
+            var p = snapshot.Position;
+            var manifest = new CheckpointManifest(Format, snapshot.Job, snapshot.Model, p.Step, p.Epoch, p.EpochStep, p.GlobalBatch,
+                snapshot.Generation, snapshot.Digest, DateTimeOffset.UtcNow.ToString("O"),
+                [Entry(ModelFileName, snapshot.ModelFile), Entry(OptimizerFileName, snapshot.OptimizerFile)]);
+            AtomicFile.WriteAllBytes(manifestPath, JsonSerializer.SerializeToUtf8Bytes(manifest, Json));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Nothing half-written stays behind to be mistaken for a checkpoint (the temp files are already gone).
+            if (created) TryDeleteFolder(folder);
+            throw;
+        }
+        return Verify(folder);
+    }
+
+    /// <summary>Every checkpoint folder of a job, oldest first, each verified now.</summary>
+    public static IReadOnlyList<CheckpointInfo> List(string root)
+    {
+        if (!Directory.Exists(root)) return [];
+        return Directory.EnumerateDirectories(root, Prefix + "*")
+            .Select(f => (Folder: f, Step: long.TryParse(Path.GetFileName(f)[Prefix.Length..], out var s) ? s : -1))
+            .Where(f => f.Step >= 0)
+            .OrderBy(f => f.Step)
+            .Select(f => Verify(f.Folder))
+            .ToList();
+    }
+
+    /// <summary>The newest checkpoint that verifies; a newer one that does not is skipped (and stays listed as unverified).</summary>
+    public static CheckpointInfo? LatestVerified(string root) => List(root).LastOrDefault(c => c.Verified);
+
+    public static CheckpointInfo Verify(string folder)
+    {
+        long.TryParse(Path.GetFileName(folder).AsSpan(Prefix.Length), out var step);
+        CheckpointManifest? manifest = null;
+        try
+        {
+            manifest = ReadManifest(folder);
+            CheckFiles(folder, manifest);
+            if (manifest.Step != step) throw new CheckpointInvalidException($"manifest says step {manifest.Step}, the folder is step {step}");
+            return new CheckpointInfo(step, manifest.Epoch, folder, true, null, manifest, ReadEvaluation(folder));
+        }
+        catch (CheckpointInvalidException ex)
+        {
+            return new CheckpointInfo(step, manifest?.Epoch ?? 0, folder, false, ex.Message, manifest, null);
+        }
+    }
+
+    /// <summary>Verifies the checkpoint and returns its content; throws <see cref="CheckpointInvalidException"/> naming the problem.</summary>
+    public static TrainingSnapshot Load(string folder)
+    {
+        var manifest = ReadManifest(folder);
+        var files = CheckFiles(folder, manifest);
+        return new TrainingSnapshot(manifest.Job, manifest.Model,
+            new TrainingPosition(manifest.Step, manifest.Epoch, manifest.EpochStep, manifest.GlobalBatch),
+            manifest.Generation, manifest.Digest, files[ModelFileName], files[OptimizerFileName]);
+    }
+
+    public static void RecordEvaluation(string folder, double accuracy, double loss) =>
+        AtomicFile.WriteAllBytes(Path.Combine(folder, EvaluationFileName),
+            JsonSerializer.SerializeToUtf8Bytes(new CheckpointEvaluation(accuracy, loss, DateTimeOffset.UtcNow.ToString("O")), Json));
+
+    /// <summary>
+    /// Keeps the <paramref name="keep"/> best evaluated checkpoints by <paramref name="metric"/> (accuracy:
+    /// higher is better; loss: lower) plus the newest verified one, and deletes the other evaluated ones.
+    /// Checkpoints not yet evaluated wait for their evaluation; unverified ones stay as evidence.
+    /// </summary>
+    public static IReadOnlyList<long> ApplyRetention(string root, int keep, string metric)
+    {
+        var all = List(root);
+        var newest = all.LastOrDefault(c => c.Verified);
+        var evaluated = all.Where(c => c.Verified && c.Evaluation is not null).ToList();
+        var best = (metric == "loss"
+                ? evaluated.OrderBy(c => c.Evaluation!.Loss)
+                : evaluated.OrderByDescending(c => c.Evaluation!.Accuracy))
+            .ThenByDescending(c => c.Step)
+            .Take(keep)
+            .Select(c => c.Step)
+            .ToHashSet();
+        var deleted = new List<long>();
+        foreach (var c in evaluated)
+        {
+            if (best.Contains(c.Step) || c.Step == newest?.Step) continue;
+            // The manifest goes first, so an interrupted deletion leaves an uncommitted folder, never a damaged "valid" one.
+            File.Delete(Path.Combine(c.Folder, ManifestFileName));
+            TryDeleteFolder(c.Folder);
+            deleted.Add(c.Step);
+        }
+        return deleted;
+    }
+
+    /// <summary>Removes temp files of writers that crashed before their rename; returns how many.</summary>
+    public static int RemoveLeftovers(string root) =>
+        !Directory.Exists(root) ? 0 : Directory.EnumerateDirectories(root, Prefix + "*").Sum(AtomicFile.RemoveLeftovers);
+
+    private static ManifestEntry Entry(string name, byte[] content) => new(name, content.LongLength, Convert.ToHexStringLower(SHA256.HashData(content)));
+
+    private static CheckpointManifest ReadManifest(string folder)
+    {
+        var path = Path.Combine(folder, ManifestFileName);
+        if (!File.Exists(path)) throw new CheckpointInvalidException("manifest missing (the checkpoint was never committed)");
+        CheckpointManifest? manifest;
+        try { manifest = JsonSerializer.Deserialize<CheckpointManifest>(File.ReadAllBytes(path), Json); }
+        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointInvalidException($"manifest unreadable: {ex.Message}");
+        }
+        if (manifest is null || manifest.Format != Format) throw new CheckpointInvalidException($"manifest is not '{Format}'");
+        var names = (manifest.Files ?? []).Select(f => f.Name).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        if (!names.SequenceEqual([ModelFileName, OptimizerFileName]))
+            throw new CheckpointInvalidException($"manifest names [{string.Join(", ", names)}], expected [{ModelFileName}, {OptimizerFileName}]");
+        return manifest;
+    }
+
+    private static Dictionary<string, byte[]> CheckFiles(string folder, CheckpointManifest manifest)
+    {
+        var contents = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var entry in manifest.Files)
+        {
+            var path = Path.Combine(folder, entry.Name);
+            byte[] bytes;
+            try { bytes = File.ReadAllBytes(path); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new CheckpointInvalidException($"{entry.Name}: cannot read: {ex.Message}");
+            }
+            if (bytes.LongLength != entry.Length)
+                throw new CheckpointInvalidException($"{entry.Name}: {bytes.LongLength} bytes, the manifest says {entry.Length}");
+            if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(bytes)), entry.Sha256, StringComparison.OrdinalIgnoreCase))
+                throw new CheckpointInvalidException($"{entry.Name}: SHA-256 differs from the manifest (the file was altered)");
+            try { SafetensorsCodec.Decode(bytes); }
+            catch (SafetensorsFormatException ex) { throw new CheckpointInvalidException($"{entry.Name}: {ex.Message}"); }
+            contents[entry.Name] = bytes;
+        }
+        return contents;
+    }
+
+    private static CheckpointEvaluation? ReadEvaluation(string folder)
+    {
+        try
+        {
+            var path = Path.Combine(folder, EvaluationFileName);
+            return File.Exists(path) ? JsonSerializer.Deserialize<CheckpointEvaluation>(File.ReadAllBytes(path), Json) : null;
+        }
+        catch (Exception ex) when (ex is JsonException or IOException) { return null; }   // re-evaluated later
+    }
+
+    private static void TryDeleteFolder(string folder)
+    {
+        try { Directory.Delete(folder, recursive: true); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
+}
