@@ -1,6 +1,7 @@
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
+using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Cluster.Coordinator;
 using Orchestrator.Cluster.Worker;
 using Orchestrator.Core.Serialization;
@@ -74,6 +75,9 @@ public static class NodeHost
             if (options.Has("coordinator"))
                 b.WithSingleton<JobManagerKey>("job-manager", JobManager.Props(settings.Coordinator),
                     new ClusterSingletonOptions { Role = "coordinator" }, createProxyToo: true);
+
+            if (options.Has(CheckpointStoreLocator.Role))
+                b.WithActors((system, _) => system.ActorOf(CheckpointStore.Props(settings.Checkpoint), CheckpointStore.Name));
 
             if (options.Has("worker"))
                 b.WithActors((system, _) =>

@@ -24,12 +24,14 @@ public static class GangScheduler
     /// <param name="job">The job at the head of the queue.</param>
     /// <param name="workers">Every registered worker.</param>
     /// <param name="busy">Nodes held by running jobs (or still stopping one).</param>
+    /// <remarks>A recovering job takes fewer workers than it asks for when that is all there is, down to its minWorkers.</remarks>
     public static ScheduleDecision Decide(JobRecord job, IReadOnlyList<RegisteredWorker> workers, IReadOnlySet<string> busy)
     {
         var free = workers.Where(w => w.Reachable && w.RunningJob is null && !busy.Contains(w.Node)).ToList();
         var fitting = free.Where(w => w.DeviceCount >= job.DevicesPerWorker)
                           .OrderBy(w => w.Node, StringComparer.Ordinal).Take(job.Workers).ToImmutableList();
         if (fitting.Count == job.Workers) return new ScheduleDecision.Start(fitting);
+        if (job.State == JobState.Recovering && job.MinWorkers > 0 && fitting.Count >= job.MinWorkers) return new ScheduleDecision.Start(fitting);
         return new ScheduleDecision.Wait(WaitReason(job, workers, free));
     }
 

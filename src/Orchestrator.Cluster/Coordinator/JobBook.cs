@@ -32,8 +32,16 @@ public sealed record JobRecord(
     long Steps = 0,
     string? Weights = null,
     int Failures = 0,
-    JobProgress? Progress = null)
+    JobProgress? Progress = null,
+    int MaxFailures = 0,
+    int MinWorkers = 0,
+    string Metric = "accuracy",
+    int Attempts = 0,
+    string? Interruption = null)
 {
+    /// <summary>The ring generation of the next start: one more than every start so far, so that an old ring's messages are told apart.</summary>
+    public int NextGeneration => Attempts + 1;
+
     public int DevicesRequested => Workers * DevicesPerWorker;
     public bool IsActive => State is JobState.Queued or JobState.Running or JobState.Recovering;
     public ImmutableList<string> AssignedNodes => Nodes ?? [];
@@ -60,19 +68,27 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
     public JobBook Apply(IOrchestratorMessage evt) => evt switch
     {
         JobSubmitted e => Add(e),
-        JobStarted e => Update(e.Id, j => j with { State = JobState.Running, StartedAt = At(e.AtMs), Nodes = [.. e.Workers], Progress = null }),
+        JobStarted e => Update(e.Id, j => j with
+        {
+            State = JobState.Running, StartedAt = j.StartedAt ?? At(e.AtMs), Nodes = [.. e.Workers], Attempts = j.Attempts + 1,
+        }),
+        JobRecovering e => Update(e.Id, j => j with { State = JobState.Recovering, Nodes = [], Failures = j.Failures + 1, Interruption = e.Reason }),
         JobCompleted e => Update(e.Id, j => j with
         {
             State = JobState.Completed, EndedAt = At(e.AtMs), Accuracy = e.Accuracy, FinalLoss = e.Loss, Steps = e.Steps, Weights = e.WeightsPath,
         }),
         JobFailed e => Update(e.Id, j => j with { State = JobState.Failed, EndedAt = At(e.AtMs), Error = e.Error }),
         JobCancelled e => Update(e.Id, j => j with { State = JobState.Cancelled, EndedAt = At(e.AtMs) }),
-        JobRequeued e => Update(e.Id, j => j with { State = JobState.Queued, Nodes = [], Progress = null, Error = null, StartedAt = null }),
+        JobRequeued e => Update(e.Id, j => j with { State = JobState.Queued, Nodes = [], Error = null, Interruption = e.Reason }),
         _ => throw new ArgumentException($"not a job event: {evt.GetType().Name}"),
     };
 
     public JobBook WithProgress(string id, JobProgress progress) =>
         Find(id) is { State: JobState.Running } ? Update(id, j => j with { Progress = progress }) : this;
+
+    /// <summary>Jobs waiting for workers: recovering ones first (they already hold progress), then the queue; each in submit order.</summary>
+    public IEnumerable<JobRecord> Waiting =>
+        BySequence.Values.Where(j => j.State == JobState.Recovering).Concat(Queue);
 
     private JobBook Add(JobSubmitted e)
     {
@@ -80,7 +96,8 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
         try
         {
             var spec = JobSpecParser.Parse(e.SpecJson, ModelRegistry.Names);
-            record = new JobRecord(e.Id, e.Sequence, spec.Name, e.SpecJson, spec.Workers, spec.DevicesPerWorker, spec.Epochs, JobState.Queued, At(e.AtMs));
+            record = new JobRecord(e.Id, e.Sequence, spec.Name, e.SpecJson, spec.Workers, spec.DevicesPerWorker, spec.Epochs, JobState.Queued, At(e.AtMs),
+                MaxFailures: spec.MaxFailures, MinWorkers: spec.MinWorkers ?? spec.Workers, Metric: spec.Checkpoint.Metric);
         }
         catch (JobSpecException ex)
         {

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
@@ -24,8 +25,10 @@ public sealed class JobManagerKey
 /// is answered only after its event is in the journal. Scheduling is gang, FIFO
 /// (<see cref="GangScheduler"/>); each running job has a <see cref="JobRunner"/> child.
 /// </summary>
-public sealed class JobManager : ReceivePersistentActor
+public sealed class JobManager : ReceivePersistentActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
+
     public const string PersistenceIdValue = "job-manager";
 
     private readonly CoordinatorSettings _settings;
@@ -34,6 +37,9 @@ public sealed class JobManager : ReceivePersistentActor
     private ImmutableList<RegisteredWorker> _workers = [];
     // Nodes held by each job that has a runner (running, or stopping after it ended).
     private readonly Dictionary<string, (IActorRef Runner, ImmutableList<string> Nodes)> _runners = new();
+    // What the checkpoint actor last said about each job's checkpoints, and its last failed write (in memory: the files are the truth).
+    private readonly Dictionary<string, IReadOnlyList<CheckpointView>> _checkpoints = new();
+    private readonly Dictionary<string, (long Step, string Message)> _checkpointErrors = new();
 
     public override string PersistenceId => PersistenceIdValue;
 
@@ -49,17 +55,40 @@ public sealed class JobManager : ReceivePersistentActor
         Recover<JobFailed>(e => _book = _book.Apply(e));
         Recover<JobCancelled>(e => _book = _book.Apply(e));
         Recover<JobRequeued>(e => _book = _book.Apply(e));
+        Recover<JobRecovering>(e => _book = _book.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
             _log.Info("job manager recovered {0} job(s), last sequence {1}", _book.BySequence.Count, _book.LastSequence);
             Self.Tell(RequeueInterrupted.Instance);
+            Timers.StartPeriodicTimer(nameof(WatchStore), WatchStore.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(10));
         });
 
         Command<RequeueInterrupted>(_ => RequeueInterruptedJobs());
         Command<SubmitJob>(Submit);
         Command<GetJob>(m => Sender.Tell(_book.Find(m.Id) is { } job ? Status(job) : new JobNotFound(m.Id)));
         Command<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => new JobSummary(j.Id, j.Name, j.State.ToString())).ToList())));
-        Command<GetCheckpoints>(m => Sender.Tell(_book.Find(m.Id) is { } job ? new CheckpointList(job.Id, []) : new JobNotFound(m.Id)));
+        Command<GetCheckpoints>(m =>
+        {
+            if (_book.Find(m.Id) is not { } job) { Sender.Tell(new JobNotFound(m.Id)); return; }
+            // The store verifies the files now (a checkpoint damaged on disk shows as unverified); without one, the last known list.
+            if (CheckpointStoreLocator.Resolve(Context.System) is { } store) store.Forward(m);
+            else Sender.Tell(new CheckpointList(job.Id, _checkpoints.GetValueOrDefault(job.Id, [])));
+        });
+        Command<WatchStore>(_ => CheckpointStoreLocator.Resolve(Context.System)?.Tell(new CheckpointProtocol.WatchCheckpoints()));
+        Command<CheckpointProtocol.CheckpointsChanged>(m =>
+        {
+            _checkpoints[m.JobId] = m.Checkpoints;
+            if (_checkpointErrors.TryGetValue(m.JobId, out var error) && m.Checkpoints.Any(c => c.Verified && c.Step > error.Step))
+                _checkpointErrors.Remove(m.JobId);   // a later checkpoint was written after all
+        });
+        Command<CheckpointProtocol.CheckpointWriteFailed>(m =>
+        {
+            var latest = _checkpoints.GetValueOrDefault(m.JobId, []).LastOrDefault(c => c.Verified);
+            var message = $"checkpoint at step {m.Step} failed: {m.Reason}; training goes on, and a recovery would resume from " +
+                (latest is null ? "the start (no checkpoint yet)" : $"the checkpoint at step {latest.Step}");
+            _checkpointErrors[m.JobId] = (m.Step, message);
+            _log.Warning("job {0}: {1}", m.JobId, message);
+        });
         Command<GetWorkers>(_ => Sender.Tell(new WorkerList(_workers.Select(w => new WorkerView(
             w.Node, w.Reachable ? (w.RunningJob is null && !BusyNodes().Contains(w.Node) ? "idle" : "busy") : "unreachable", w.Devices,
             w.RunningJob ?? _runners.FirstOrDefault(r => r.Value.Nodes.Contains(w.Node)).Key)).ToList())));
@@ -81,6 +110,21 @@ public sealed class JobManager : ReceivePersistentActor
             });
         });
         Command<RunnerMessages.Failed>(m => FailJob(m.JobId, m.Error));
+        Command<RunnerMessages.Interrupted>(m =>
+        {
+            if (_book.Find(m.JobId) is not { State: JobState.Running } job) return;
+            if (job.Failures >= job.MaxFailures)
+            {
+                FailJob(m.JobId, job.MaxFailures == 0 ? m.Reason : $"{m.Reason} (after {job.Failures} recoveries; maxFailures is {job.MaxFailures})");
+                return;
+            }
+            Persist(new JobRecovering(m.JobId, m.Reason, Now()), e =>
+            {
+                _book = _book.Apply(e);
+                _log.Warning("job {0}: recovering ({1} of at most {2}): {3}", e.Id, job.Failures + 1, job.MaxFailures, e.Reason);
+                Schedule();
+            });
+        });
         Command<RunnerMessages.Finished>(m => { Release(m.JobId); Schedule(); });
         Command<Terminated>(t =>
         {
@@ -155,7 +199,7 @@ public sealed class JobManager : ReceivePersistentActor
     private void RequeueInterruptedJobs()
     {
         var requeued = _book.Jobs.Where(j => j.State is JobState.Running or JobState.Recovering)
-            .Select(j => new JobRequeued(j.Id, "the coordinator restarted while the job ran; it starts again from the beginning", Now()))
+            .Select(j => new JobRequeued(j.Id, "the coordinator restarted while the job ran; it goes on from its latest checkpoint", Now()))
             .ToList();
         if (requeued.Count == 0) { Schedule(); return; }
         // Schedule from the last handler (not DeferAsync: a Persist inside a DeferAsync handler left the actor stashing forever).
@@ -168,16 +212,19 @@ public sealed class JobManager : ReceivePersistentActor
         });
     }
 
-    /// <summary>Starts queued jobs, first in first out, while the head of the queue fits.</summary>
+    /// <summary>Starts waiting jobs (recovering ones first, then the queue, first in first out) while the head fits.</summary>
     private void Schedule()
     {
         if (!IsRecoveryFinished) return;
-        var head = _book.Queue.FirstOrDefault();
+        var head = _book.Waiting.FirstOrDefault();
         if (head is null) return;
+        // A recovering job whose previous generation is still stopping holds its place until it has stopped.
+        if (_runners.ContainsKey(head.Id)) return;
         if (GangScheduler.Decide(head, _workers, BusyNodes()) is not ScheduleDecision.Start start) return;
 
         var nodes = start.Workers.Select(w => w.Node).ToImmutableList();
-        var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, start.Workers, _settings), "runner-" + Uri.EscapeDataString(head.Id));
+        var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, head.NextGeneration, start.Workers, _settings),
+            $"runner-{Uri.EscapeDataString(head.Id)}-g{head.NextGeneration}");
         Context.Watch(runner);
         _runners[head.Id] = (runner, nodes);
         Persist(new JobStarted(head.Id, nodes, Now()), e =>
@@ -199,13 +246,23 @@ public sealed class JobManager : ReceivePersistentActor
     private JobStatus Status(JobRecord job)
     {
         string? message = null;
-        if (job.State == JobState.Queued)
+        if (job.State is JobState.Queued or JobState.Recovering)
         {
-            int ahead = _book.Queue.TakeWhile(j => j.Id != job.Id).Count();
+            int ahead = _book.Waiting.TakeWhile(j => j.Id != job.Id).Count();
             message = ahead > 0
                 ? GangScheduler.Behind(ahead)
+                : _runners.ContainsKey(job.Id) ? "stopping the previous generation's workers"
                 : GangScheduler.Decide(job, _workers, BusyNodes()) is ScheduleDecision.Wait wait ? wait.Reason : "starting";
+            if (job.Interruption is { } why)
+                message = job.State == JobState.Recovering
+                    ? $"recovering (failure {job.Failures} of at most {job.MaxFailures}) after: {why}; {message}"
+                    : $"{why}; {message}";
         }
+        else if (job.State == JobState.Running && _checkpointErrors.TryGetValue(job.Id, out var checkpointError)) message = checkpointError.Message;
+        var checkpoints = _checkpoints.GetValueOrDefault(job.Id, []);
+        var latest = checkpoints.LastOrDefault(c => c.Verified);
+        var evaluated = checkpoints.Where(c => c.Verified && c.Accuracy is not null).ToList();
+        var best = job.Metric == "loss" ? evaluated.MinBy(c => c.Loss) : evaluated.MaxBy(c => c.Accuracy);
         var p = job.Progress;
         bool completed = job.State == JobState.Completed;
         return new JobStatus(
@@ -214,13 +271,18 @@ public sealed class JobManager : ReceivePersistentActor
             Step: p?.Step ?? job.Steps, TotalSteps: p?.TotalSteps ?? (completed ? job.Steps : null),
             Loss: completed ? job.FinalLoss : p?.Loss, SamplesPerSecond: p?.SamplesPerSecond,
             Workers: job.AssignedNodes, Failures: job.Failures, Error: job.Error,
-            LatestCheckpoint: null, BestCheckpoint: null,
+            LatestCheckpoint: latest, BestCheckpoint: best,
             Weights: job.Weights, Accuracy: job.Accuracy, Message: message, DevicesRequested: job.DevicesRequested,
             SubmittedAt: job.SubmittedAt.ToString("O"), StartedAt: job.StartedAt?.ToString("O"), EndedAt: job.EndedAt?.ToString("O"),
             WorkerStats: p?.Workers ?? []);
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private sealed record WatchStore
+    {
+        public static readonly WatchStore Instance = new();
+    }
 
     private sealed record RequeueInterrupted
     {

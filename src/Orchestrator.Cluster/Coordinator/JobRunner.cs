@@ -1,8 +1,11 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
+using Akka.Cluster;
+using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
+using static Orchestrator.Core.Protocol.CheckpointProtocol;
 using static Orchestrator.Core.Protocol.TrainingProtocol;
 
 namespace Orchestrator.Cluster.Coordinator;
@@ -14,6 +17,8 @@ public static class RunnerMessages
     public sealed record Progress(string JobId, TrainingProgress Report, ImmutableList<JobProtocol.WorkerStat> Workers);
     public sealed record Completed(string JobId, TrainingCompleted Result);
     public sealed record Failed(string JobId, string Error);
+    /// <summary>The job lost a worker or its ring: it may go on from its latest checkpoint on the workers that are left (the manager decides).</summary>
+    public sealed record Interrupted(string JobId, string Reason);
     /// <summary>Every worker of the job has stopped (or was given up on): its nodes are free.</summary>
     public sealed record Finished(string JobId);
     /// <summary>Manager → runner: the job was cancelled; stop the workers.</summary>
@@ -21,18 +26,26 @@ public static class RunnerMessages
 }
 
 /// <summary>
-/// Runs one job on the workers the manager gave it (index = rank): starts training on each, waits
-/// until every one has loaded its data (and, on the TCP link, opened its endpoint), then tells all of
-/// them to begin with the ring's endpoints. Relays progress, gathers every worker's result and
-/// compares their parameter digests (a mismatch fails the job), and when anything goes wrong stops
-/// the others. It then waits until every worker has said its compute ended (or <c>stop-timeout</c>
-/// passed) before telling the manager that the nodes are free.
+/// Runs one generation of one job on the workers the manager gave it (index = rank): asks the
+/// checkpoint actor where to resume from, starts training on each worker, waits until every one has
+/// loaded its data (and the checkpoint), then tells all of them to begin with the ring's endpoints.
+/// Relays progress, compares the workers' parameter digests at every checkpoint and at the end (a
+/// mismatch fails the job), and gathers the results.
+///
+/// A worker whose node becomes unreachable (about 4 s after a kill, from the failure detector; the
+/// runner does not wait for the split-brain resolver's removal), whose agent is gone, or whose ring
+/// failed interrupts the generation: the runner stops the others and tells the manager, which
+/// recovers the job from its latest checkpoint with a new generation. Either way it then waits until
+/// every live worker has said its compute ended (or <c>stop-timeout</c> passed) before telling the
+/// manager that the nodes are free.
 /// </summary>
 public sealed class JobRunner : ReceiveActor, IWithTimers
 {
-    private const int Generation = 1;
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromMinutes(3);
+    private static readonly TimeSpan StoreTimeout = TimeSpan.FromSeconds(10);
     private readonly string _jobId;
+    private readonly string _specJson;
+    private readonly int _generation;
     private readonly ImmutableList<RegisteredWorker> _workers;
     private readonly CoordinatorSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -40,27 +53,62 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private readonly Dictionary<int, string> _endpoints = new();
     private readonly Dictionary<int, JobProtocol.WorkerStat> _stats = new();
     private readonly Dictionary<int, TrainingCompleted> _results = new();
+    private readonly Dictionary<long, Dictionary<int, string>> _digests = new();
+    private string? _store;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string jobId, string specJson, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings) =>
-        Akka.Actor.Props.Create(() => new JobRunner(jobId, specJson, workers, settings));
+    public static Props Props(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings) =>
+        Akka.Actor.Props.Create(() => new JobRunner(jobId, specJson, generation, workers, settings));
 
-    public JobRunner(string jobId, string specJson, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings)
+    public JobRunner(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings)
     {
         _jobId = jobId;
+        _specJson = specJson;
+        _generation = generation;
         _workers = workers;
         _settings = settings;
-        var peers = workers.Select(w => w.Node).ToList();
-        for (int rank = 0; rank < workers.Count; rank++)
+        foreach (var w in workers)
         {
-            var agent = workers[rank].Agent;
-            Context.Watch(agent);
-            _active.Add(agent);
-            agent.Tell(new StartTraining(jobId, specJson, Generation, rank, workers.Count, peers));
+            Context.Watch(w.Agent);
+            _active.Add(w.Agent);
         }
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.UnreachableMember));
+        FindCheckpoint();
+    }
+
+    protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+
+    /// <summary>Asks the checkpoint actor for the latest verified checkpoint; without an answer the job starts from step 0.</summary>
+    private void FindCheckpoint()
+    {
+        _store = CheckpointStoreLocator.Path(Context.System);
+        if (_store is null)
+        {
+            _log.Warning("job {0}: no node has the checkpoint role; training without checkpoints", _jobId);
+            StartWorkers(-1);
+            return;
+        }
+        ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_store)
+            .Ask<LatestCheckpoint>(new GetLatestCheckpoint(_jobId), StoreTimeout)
+            .PipeTo(Self, failure: ex => new LatestCheckpoint(_jobId, -1, 0, "", $"the checkpoint actor did not answer: {ex.Message}"));
+        Receive<LatestCheckpoint>(latest =>
+        {
+            if (latest.Skipped.Length > 0) _log.Warning("job {0}: checkpoints skipped as unverified: {1}", _jobId, latest.Skipped);
+            if (latest.Step >= 0) _log.Info("job {0}: generation {1} resumes from the checkpoint at step {2}", _jobId, _generation, latest.Step);
+            StartWorkers(latest.Step);
+        });
+        CommonFailures();
+    }
+
+    private void StartWorkers(long resumeStep)
+    {
+        var peers = _workers.Select(w => w.Node).ToList();
+        for (int rank = 0; rank < _workers.Count; rank++)
+            _workers[rank].Agent.Tell(new StartTraining(_jobId, _specJson, _generation, rank, _workers.Count, peers, _store ?? "", resumeStep));
         Timers.StartSingleTimer(nameof(ReadyDeadline), ReadyDeadline.Instance, ReadyTimeout);
-        Starting();
+        Become(Starting);
     }
 
     private void Starting()
@@ -72,7 +120,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             _log.Info("job {0}: rank {1} ready on {2}", _jobId, rank, m.Node);
             if (_endpoints.Count < _workers.Count) return;
             Timers.Cancel(nameof(ReadyDeadline));
-            var begin = new BeginTraining(_jobId, Generation, Enumerable.Range(0, _workers.Count).Select(r => _endpoints[r]).ToList());
+            var begin = new BeginTraining(_jobId, _generation, Enumerable.Range(0, _workers.Count).Select(r => _endpoints[r]).ToList());
             foreach (var w in _workers) w.Agent.Tell(begin);
             Become(Running);
         });
@@ -91,6 +139,17 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             if (RankOf(Sender) is not { } rank) return;
             _stats[rank] = new JobProtocol.WorkerStat(m.Node, rank, m.Step, m.SamplesPerSecond, m.CommunicationShare);
             if (rank == 0) Context.Parent.Tell(new RunnerMessages.Progress(_jobId, m, [.. _stats.Values.OrderBy(s => s.Rank)]));
+        });
+        Receive<CheckpointDigest>(m =>
+        {
+            if (RankOf(Sender) is not { } rank) return;
+            if (!_digests.TryGetValue(m.Step, out var byRank)) _digests[m.Step] = byRank = new Dictionary<int, string>();
+            byRank[rank] = m.Digest;
+            if (byRank.Count < _workers.Count) return;
+            _digests.Remove(m.Step);
+            if (byRank.Values.Distinct().Count() > 1)
+                FailAndStop($"replicas diverged: parameter digests differ at the checkpoint after step {m.Step} (" +
+                    string.Join(", ", byRank.OrderBy(r => r.Key).Select(r => $"rank {r.Key}: {r.Value[..12]}")) + ")");
         });
         Receive<TrainingCompleted>(m =>
         {
@@ -112,20 +171,40 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
 
     private void CommonFailures()
     {
-        Receive<TrainingFailed>(m => FailAndStop($"worker {m.Node}: {m.Error}"));
+        Receive<TrainingFailed>(m =>
+        {
+            if (m.Recoverable) Interrupt($"worker {m.Node}: {m.Error}", lost: []);
+            else FailAndStop($"worker {m.Node}: {m.Error}");
+        });
         Receive<TrainingStopped>(m =>
         {
             _active.Remove(Sender);
             // A worker that finished its last step stops while the others still finish theirs: expected.
             if (RankOf(Sender) is { } rank && _results.ContainsKey(rank)) return;
-            FailAndStop($"worker {m.Node} stopped training before the job ended");
+            Interrupt($"worker {m.Node} stopped training before the job ended", lost: []);
         });
         Receive<Terminated>(t =>
         {
             _active.Remove(t.ActorRef);
-            FailAndStop($"worker {NodeOf(t.ActorRef)} was lost (its node left the cluster or stopped)");
+            Interrupt($"worker {NodeOf(t.ActorRef)} was lost (its node left the cluster or stopped)", lost: [t.ActorRef]);
+        });
+        Receive<ClusterEvent.UnreachableMember>(u =>
+        {
+            var lost = _workers.Where(w => w.Agent.Path.Address.Equals(u.Member.Address)).ToList();
+            if (lost.Count == 0) return;
+            Interrupt($"worker {u.Member.Address} is unreachable (crashed, frozen or cut off)", lost.Select(w => w.Agent).ToList());
         });
         Receive<RunnerMessages.Stop>(_ => BecomeStopping(sendStop: true));
+    }
+
+    /// <summary>This generation cannot go on; the manager recovers the job (or fails it when it has no recoveries left).</summary>
+    private void Interrupt(string reason, IReadOnlyList<IActorRef> lost)
+    {
+        // A lost node will never confirm that it stopped: waiting for it would only delay the recovery.
+        foreach (var agent in lost) _active.Remove(agent);
+        _log.Warning("job {0}: generation {1} interrupted: {2}; stopping its other workers", _jobId, _generation, reason);
+        Context.Parent.Tell(new RunnerMessages.Interrupted(_jobId, reason));
+        BecomeStopping(sendStop: true);
     }
 
     private void FailAndStop(string error)
@@ -148,6 +227,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     {
         Receive<TrainingStopped>(_ => { _active.Remove(Sender); FinishIfAllStopped(); });
         Receive<Terminated>(t => { _active.Remove(t.ActorRef); FinishIfAllStopped(); });
+        Receive<ClusterEvent.UnreachableMember>(u =>
+        {
+            _active.RemoveWhere(a => a.Path.Address.Equals(u.Member.Address));
+            FinishIfAllStopped();
+        });
         Receive<StopDeadline>(_ =>
         {
             _log.Warning("job {0}: {1} worker(s) did not confirm stopping within {2}; their devices count as free",

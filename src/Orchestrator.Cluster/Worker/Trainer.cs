@@ -2,14 +2,17 @@ using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
 using Akka.Event;
+using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Collectives;
 using Orchestrator.Collectives.Links;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
+using Orchestrator.Training.Checkpoints;
 using Orchestrator.Training.Data;
 using Orchestrator.Training.Devices;
 using Orchestrator.Training.Engine;
+using static Orchestrator.Core.Protocol.CheckpointProtocol;
 using static Orchestrator.Core.Protocol.TrainingProtocol;
 using static TorchSharp.torch;
 
@@ -36,10 +39,20 @@ public sealed class Trainer : ReceiveActor
     private readonly string _node;
     private readonly WorkerSettings _settings;
     private readonly TcpRingLink? _tcp;
+    private readonly TaskCompletionSource<TrainingSnapshot?> _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private SnapshotAssembly? _download;
+    private string _downloadId = "";
+    private int _uploads;
+    private readonly IActorRef _self;   // for the compute thread, which has no actor context
+    private TrainingCompleted? _completedWhenUploaded;
     private RingAllReduce? _engine;
     private volatile IReadOnlyList<string> _endpoints = [];   // the TCP link's endpoints by rank, from BeginTraining
 
-    public static string ActorName(string jobId) => "trainer-" + Uri.EscapeDataString(jobId);
+    /// <summary>One name per job and ring generation, so that a new generation never collides with an old one still stopping.</summary>
+    public static string ActorName(string jobId, int generation) => $"trainer-{Uri.EscapeDataString(jobId)}-g{generation}";
+
+    /// <summary>Training may take at most this long to fetch the checkpoint it resumes from.</summary>
+    private static readonly TimeSpan FetchTimeout = TimeSpan.FromSeconds(60);
 
     public static Props Props(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings) =>
         Akka.Actor.Props.Create(() => new Trainer(start, spec, node, outputDir, settings));
@@ -47,13 +60,15 @@ public sealed class Trainer : ReceiveActor
     public Trainer(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings)
     {
         _start = start;
-        _spec = spec;
+        // After a recovery with fewer workers than asked for (down to minWorkers), the world is the one formed.
+        _spec = spec with { Workers = start.WorldSize };
         _node = node;
         _settings = settings;
         if (spec.AllReduce.Transport == "tcp" && start.WorldSize > 1)
             _tcp = new TcpRingLink(IPAddress.Parse(Address.Parse(node).Host ?? "127.0.0.1"));
         var parent = Context.Parent;
         var self = Self;
+        _self = self;
         var endpoint = _tcp is null ? "" : $"{Address.Parse(node).Host}:{_tcp.Port}";
 
         Task.Factory.StartNew(() => Train(parent, outputDir, endpoint, _cancel.Token),
@@ -69,8 +84,28 @@ public sealed class Trainer : ReceiveActor
         Receive<StopTraining>(_ => _cancel.Cancel());
         Receive<TrainingCompleted>(done =>
         {
+            if (_uploads > 0) { _completedWhenUploaded = done; return; }   // the last checkpoint is still on its way
             parent.Tell(done);
             Context.Stop(Self);
+        });
+        Receive<UploadSnapshot>(Upload);
+        Receive<TransferDone>(OnTransferDone);
+        Receive<SnapshotOffer>(offer =>
+        {
+            if (offer.TransferId != _downloadId) return;
+            try { _download = new SnapshotAssembly(offer); }
+            catch (InvalidDataException ex) { _resume.TrySetException(new CheckpointInvalidException(ex.Message)); }
+        });
+        Receive<SnapshotChunk>(chunk =>
+        {
+            if (chunk.TransferId != _downloadId || _download is null) return;
+            _download.Add(chunk);
+            Sender.Tell(new SnapshotChunkAck(chunk.TransferId, chunk.Offset));
+            if (!_download.IsComplete) return;
+            Sender.Tell(new TransferDone(chunk.TransferId, true, "received"));
+            try { _resume.TrySetResult(_download.Build(_spec.Name, _spec.Model)); }
+            catch (InvalidDataException ex) { _resume.TrySetException(new CheckpointInvalidException($"checkpoint at step {_start.ResumeStep}: {ex.Message}")); }
+            _download = null;
         });
         Receive<ComputeFailed>(failed =>
         {
@@ -81,11 +116,60 @@ public sealed class Trainer : ReceiveActor
             {
                 Context.GetLogger().Error(ex is CollectiveFailedException or ReplicasDivergedException ? null : ex,
                     "job {0}: training failed: {1}", _start.JobId, Describe(ex));
-                parent.Tell(new TrainingFailed(_start.JobId, node, Describe(ex)));
+                // A lost peer is recoverable (the job goes on from its checkpoint with a new ring); anything else is not.
+                parent.Tell(new TrainingFailed(_start.JobId, node, Describe(ex), Recoverable: ex is CollectiveFailedException));
             }
             Context.Stop(Self);
         });
     }
+
+    protected override void PreStart()
+    {
+        if (_start.ResumeStep < 0) { _resume.TrySetResult(null); return; }
+        if (_start.CheckpointStore.Length == 0)
+        {
+            _resume.TrySetException(new CheckpointInvalidException($"the job resumes from step {_start.ResumeStep} but no checkpoint store was given"));
+            return;
+        }
+        _downloadId = SnapshotTransfer.NewId();
+        Store().Tell(new FetchCheckpoint(_downloadId, _start.JobId, _start.ResumeStep));
+    }
+
+    private IActorRef Store() => ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_start.CheckpointStore);
+
+    /// <summary>Rank 0's snapshot, captured on the compute thread: sent from here in chunks, never holding up training.</summary>
+    private void Upload(UploadSnapshot upload)
+    {
+        if (_start.CheckpointStore.Length == 0) return;
+        if (_uploads >= MaxUploadsInFlight)
+        {
+            Context.GetLogger().Warning("job {0}: checkpoint at step {1} skipped: {2} earlier ones are still being sent",
+                _start.JobId, upload.Snapshot.Position.Step, _uploads);
+            return;
+        }
+        var (offer, payload) = SnapshotTransfer.Pack(SnapshotTransfer.NewId(), _start.JobId, _start.SpecJson, upload.Snapshot);
+        Context.ActorOf(SnapshotSender.Props(Store(), offer, payload));
+        _uploads++;
+    }
+
+    private void OnTransferDone(TransferDone done)
+    {
+        if (done.TransferId == _downloadId)
+        {
+            if (!done.Ok) _resume.TrySetException(new CheckpointInvalidException(done.Detail));
+            return;
+        }
+        _uploads--;
+        // A failed write is reported to the job's status by the store; here it only needs a log line.
+        if (!done.Ok) Context.GetLogger().Warning("job {0}: checkpoint not stored: {1}", _start.JobId, done.Detail);
+        if (_uploads == 0 && _completedWhenUploaded is { } completed)
+        {
+            Context.Parent.Tell(completed);
+            Context.Stop(Self);
+        }
+    }
+
+    private const int MaxUploadsInFlight = 2;
 
     protected override void PostStop()
     {
@@ -120,13 +204,14 @@ public sealed class Trainer : ReceiveActor
         _ring.TrySetResult(_engine);
     }
 
-    private string TrainerPath(string node) => $"{node}/user/{WorkerAgent.Name}/{ActorName(_start.JobId)}";
+    private string TrainerPath(string node) => $"{node}/user/{WorkerAgent.Name}/{ActorName(_start.JobId, _start.Generation)}";
 
     private TrainingCompleted Train(IActorRef parent, string outputDir, string endpoint, CancellationToken cancellation)
     {
         var devices = LocalDevices(_spec.DevicesPerWorker);
         set_num_threads(_settings.Threads > 0 ? _settings.Threads : Environment.ProcessorCount);
         var data = ImageDataset.Load(DatasetLocator.Locate(_spec.Dataset));
+        var resume = _resume.Task.WaitAsync(FetchTimeout, cancellation).GetAwaiter().GetResult();
         cancellation.ThrowIfCancellationRequested();
         parent.Tell(new TrainingStarted(_start.JobId, _node, endpoint));
 
@@ -150,7 +235,10 @@ public sealed class Trainer : ReceiveActor
         Directory.CreateDirectory(outputDir);
         var placement = new WorkerPlacement(_start.Rank, _start.WorldSize, _spec.DevicesPerWorker);
         var weights = _start.Rank == 0 ? Path.Combine(outputDir, "weights.safetensors") : null;
-        var result = DataParallelRun.Run(_spec, data, devices, placement, reducer, weights, progress, cancellation);
+        var hooks = new CheckpointHooks(_start.Generation, resume,
+            OnSnapshot: _start.Rank == 0 ? snapshot => _self.Tell(new UploadSnapshot(snapshot)) : null,
+            OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest)));
+        var result = DataParallelRun.Run(_spec, data, devices, placement, reducer, weights, progress, cancellation, hooks);
         return new TrainingCompleted(_start.JobId, _node, result.Evaluation?.Accuracy, result.Evaluation?.Loss, result.Steps, result.Epochs,
             result.SamplesPerSecond, result.WeightsPath, result.Digest, result.CommunicationShare);
     }
@@ -165,10 +253,11 @@ public sealed class Trainer : ReceiveActor
     }
 
     /// <summary>The message a job's status shows: what failed and why, without a stack trace.</summary>
-    private static string Describe(Exception ex) => ex switch
+    private string Describe(Exception ex) => ex switch
     {
         JobSpecException js => js.Field.Length == 0 ? js.Problem : $"field '{js.Field}': {js.Problem}",
-        CollectiveFailedException or ReplicasDivergedException or IdxFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
+        TimeoutException => $"the checkpoint to resume from (step {_start.ResumeStep}) did not arrive within {FetchTimeout.TotalSeconds:0} s",
+        CollectiveFailedException or ReplicasDivergedException or CheckpointInvalidException or IdxFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
 
@@ -184,4 +273,5 @@ public sealed class Trainer : ReceiveActor
     }
 
     private sealed record ComputeFailed(Exception Exception);
+    private sealed record UploadSnapshot(TrainingSnapshot Snapshot);
 }

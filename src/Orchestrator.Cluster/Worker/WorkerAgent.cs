@@ -25,8 +25,10 @@ public sealed class WorkerAgent : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _registries = [];
     private Running? _running;
+    // A newer generation of the running job, waiting for the old trainer to stop (a restarted coordinator, a recovery).
+    private (StartTraining Start, IActorRef Runner)? _next;
 
-    private sealed record Running(string JobId, IActorRef Runner, IActorRef Trainer);
+    private sealed record Running(string JobId, int Generation, IActorRef Runner, IActorRef Trainer);
 
     public static Props Props(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings) =>
         Akka.Actor.Props.Create(() => new WorkerAgent(node, devices, dataDir, settings));
@@ -49,8 +51,9 @@ public sealed class WorkerAgent : ReceiveActor
             if (_running is { } r && r.JobId == stop.JobId) r.Trainer.Forward(stop);
             else Sender.Tell(new TrainingStopped(stop.JobId, _node));   // nothing to stop: say so at once
         });
-        Receive<BeginTraining>(begin => { if (_running is { } r && r.JobId == begin.JobId) r.Trainer.Forward(begin); });
+        Receive<BeginTraining>(begin => { if (_running is { } r && r.JobId == begin.JobId && r.Generation == begin.Generation) r.Trainer.Forward(begin); });
         // Reports from the trainer go to the runner.
+        Receive<CheckpointDigest>(m => _running?.Runner.Tell(m));
         Receive<TrainingStarted>(m => _running?.Runner.Tell(m));
         Receive<TrainingProgress>(m => _running?.Runner.Tell(m));
         Receive<TrainingCompleted>(m => _running?.Runner.Tell(m));
@@ -64,22 +67,36 @@ public sealed class WorkerAgent : ReceiveActor
     {
         if (_running is { } busy)
         {
-            Sender.Tell(new TrainingFailed(start.JobId, _node, $"worker {_node} is still running job {busy.JobId}"));
+            if (busy.JobId == start.JobId && start.Generation > busy.Generation)
+            {
+                // The job was started again (its coordinator restarted, or it recovers): the old generation gives way.
+                _log.Info("job {0}: generation {1} replaces generation {2} here; stopping the old one first", start.JobId, start.Generation, busy.Generation);
+                _next = (start, Sender);
+                busy.Trainer.Tell(new StopTraining(start.JobId));
+                return;
+            }
+            Sender.Tell(new TrainingFailed(start.JobId, _node, $"worker {_node} is still running job {busy.JobId}", Recoverable: true));
             return;
         }
+        Launch(start, Sender);
+    }
+
+    private void Launch(StartTraining start, IActorRef runner)
+    {
         JobSpec spec;
         try { spec = JobSpecParser.Parse(start.SpecJson, ModelRegistry.Names); }
         catch (JobSpecException ex)
         {
-            Sender.Tell(new TrainingFailed(start.JobId, _node, $"the worker rejected the job: field '{ex.Field}': {ex.Problem}"));
+            runner.Tell(new TrainingFailed(start.JobId, _node, $"the worker rejected the job: field '{ex.Field}': {ex.Problem}"));
             return;
         }
         var output = Path.Combine(_dataDir, "jobs", start.JobId);
-        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings), Trainer.ActorName(start.JobId));
+        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings), Trainer.ActorName(start.JobId, start.Generation));
         Context.Watch(trainer);
-        Context.Watch(Sender);
-        _running = new Running(start.JobId, Sender, trainer);
-        _log.Info("job {0}: training as rank {1} of {2} for {3}", start.JobId, start.Rank, start.WorldSize, Sender.Path);
+        Context.Watch(runner);
+        _running = new Running(start.JobId, start.Generation, runner, trainer);
+        _log.Info("job {0}: training as rank {1} of {2} (generation {3}{4}) for {5}", start.JobId, start.Rank, start.WorldSize, start.Generation,
+            start.ResumeStep >= 0 ? $", from the checkpoint at step {start.ResumeStep}" : "", runner.Path);
         Announce();
     }
 
@@ -92,6 +109,11 @@ public sealed class WorkerAgent : ReceiveActor
             Context.Unwatch(r.Runner);
             r.Runner.Tell(new TrainingStopped(r.JobId, _node));
             _running = null;
+            if (_next is { } next)
+            {
+                _next = null;
+                Launch(next.Start, next.Runner);
+            }
             Announce();
         }
         else if (t.ActorRef.Equals(r.Runner))

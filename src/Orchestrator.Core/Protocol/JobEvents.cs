@@ -31,4 +31,8 @@ public static class JobEvents
     /// <summary>A running job went back to the queue (its coordinator restarted); it starts again when devices are free.</summary>
     [MessagePackObject]
     public sealed record JobRequeued([property: Key(0)] string Id, [property: Key(1)] string Reason, [property: Key(2)] long AtMs) : IOrchestratorMessage;
+
+    /// <summary>A running job lost a worker (or its ring failed): it goes on from its latest checkpoint once it has workers again.</summary>
+    [MessagePackObject]
+    public sealed record JobRecovering([property: Key(0)] string Id, [property: Key(1)] string Reason, [property: Key(2)] long AtMs) : IOrchestratorMessage;
 }

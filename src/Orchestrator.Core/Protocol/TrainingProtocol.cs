@@ -8,6 +8,9 @@ public static class TrainingProtocol
     /// <summary>
     /// Runner → agent: train this job as worker <paramref name="Rank"/> of <paramref name="WorldSize"/>.
     /// <paramref name="Peers"/> are every worker's node address by rank; the ring is formed in that order.
+    /// <paramref name="WorldSize"/> is the number of workers (fewer than the job asks for after a recovery
+    /// down to minWorkers). <paramref name="CheckpointStore"/> is the checkpoint actor's path (empty: none);
+    /// <paramref name="ResumeStep"/> the checkpoint to continue from (-1: from the start).
     /// </summary>
     [MessagePackObject]
     public sealed record StartTraining(
@@ -16,7 +19,9 @@ public static class TrainingProtocol
         [property: Key(2)] int Generation,
         [property: Key(3)] int Rank,
         [property: Key(4)] int WorldSize,
-        [property: Key(5)] IReadOnlyList<string> Peers) : IOrchestratorMessage;
+        [property: Key(5)] IReadOnlyList<string> Peers,
+        [property: Key(6)] string CheckpointStore = "",
+        [property: Key(7)] long ResumeStep = -1) : IOrchestratorMessage;
 
     /// <summary>
     /// Agent → runner: the job's data is loaded and this worker is ready to join the ring.
@@ -66,7 +71,14 @@ public static class TrainingProtocol
 
     /// <summary>Agent → runner: training could not go on; <paramref name="Error"/> says why, for the job's status.</summary>
     [MessagePackObject]
-    public sealed record TrainingFailed([property: Key(0)] string JobId, [property: Key(1)] string Node, [property: Key(2)] string Error) : IOrchestratorMessage;
+    /// <remarks><paramref name="Recoverable"/>: the job may go on from its latest checkpoint with a new ring (a peer was lost), rather than fail.</remarks>
+    public sealed record TrainingFailed([property: Key(0)] string JobId, [property: Key(1)] string Node, [property: Key(2)] string Error,
+                                        [property: Key(3)] bool Recoverable = false) : IOrchestratorMessage;
+
+    /// <summary>Agent → runner: this worker's parameter digest after step <paramref name="Step"/>, a checkpoint step; all must agree.</summary>
+    [MessagePackObject]
+    public sealed record CheckpointDigest([property: Key(0)] string JobId, [property: Key(1)] string Node, [property: Key(2)] long Step,
+                                          [property: Key(3)] string Digest) : IOrchestratorMessage;
 
     /// <summary>Runner → agent: stop this job (cancelled, or the job failed elsewhere).</summary>
     [MessagePackObject]

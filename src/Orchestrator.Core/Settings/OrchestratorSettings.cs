@@ -3,7 +3,8 @@ using Akka.Configuration;
 namespace Orchestrator.Core.Settings;
 
 /// <summary>The <c>orchestrator</c> section of the configuration, read once and validated; errors name the HOCON path.</summary>
-public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, CoordinatorSettings Coordinator, WorkerSettings Worker)
+public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, CoordinatorSettings Coordinator, WorkerSettings Worker,
+    CheckpointSettings Checkpoint)
 {
     /// <summary>The shipped defaults (embedded <c>reference.conf</c>).</summary>
     public static Config DefaultConfig() =>
@@ -16,7 +17,7 @@ public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, Coord
         var dataDir = c.GetString("data-dir", "");
         if (string.IsNullOrWhiteSpace(dataDir)) throw new ConfigurationException("orchestrator.data-dir must not be empty");
         return new OrchestratorSettings(dataDir, ApiSettings.Create(c.GetConfig("api")), CoordinatorSettings.Create(c.GetConfig("coordinator")),
-            WorkerSettings.Create(c.GetConfig("worker")));
+            WorkerSettings.Create(c.GetConfig("worker")), CheckpointSettings.Create(c.GetConfig("checkpoint"), dataDir));
     }
 
     internal static TimeSpan Positive(Config c, string path, string section)
@@ -60,5 +61,17 @@ public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, 
         if (threads < 0) throw new ConfigurationException($"orchestrator.worker.threads must be 0 (all cores) or more, was {c.GetString("threads", "(missing)")}");
         return new WorkerSettings(device, cpuDevices, threads, OrchestratorSettings.Positive(c, "progress-interval", "worker"),
             OrchestratorSettings.Positive(c, "collective-deadline", "worker"), OrchestratorSettings.Positive(c, "ring-connect-timeout", "worker"));
+    }
+}
+
+/// <summary>The checkpoint actor's settings: where checkpoints live (default: the data folder's <c>checkpoints</c>) and the threads evaluation may use.</summary>
+public sealed record CheckpointSettings(string Dir, int EvalThreads)
+{
+    public static CheckpointSettings Create(Config c, string dataDir)
+    {
+        var dir = c.GetString("dir", "");
+        var threads = c.GetInt("eval-threads", 0);
+        if (threads < 1) throw new ConfigurationException($"orchestrator.checkpoint.eval-threads must be at least 1, was {c.GetString("eval-threads", "(missing)")}");
+        return new CheckpointSettings(string.IsNullOrWhiteSpace(dir) ? Path.Combine(dataDir, "checkpoints") : dir, threads);
     }
 }

@@ -72,8 +72,13 @@ public sealed class Replica : IDisposable
     }
 
     /// <summary>Evaluates samples [start, end) of the held-out split (all of it by default), exactly once each.</summary>
-    public EvaluationResult Evaluate(int start = 0, int? end = null, int batchSize = 1000)
+    public EvaluationResult Evaluate(int start = 0, int? end = null, int batchSize = 1000) => Evaluate(Model, _test, start, end, batchSize);
+
+    /// <summary>Evaluates <paramref name="model"/> on samples [start, end) of a held-out split, exactly once each.</summary>
+    public static EvaluationResult Evaluate(Module<Tensor, Tensor> model, DeviceData test, int start = 0, int? end = null, int batchSize = 1000)
     {
+        var Model = model;
+        var _test = test;
         int stop = end ?? _test.Count;
         double lossSum = 0;
         long correct = 0;

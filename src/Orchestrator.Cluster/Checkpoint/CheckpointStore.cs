@@ -1,0 +1,246 @@
+using Akka.Actor;
+using Akka.Event;
+using Orchestrator.Core.Jobs;
+using Orchestrator.Core.Protocol;
+using Orchestrator.Core.Settings;
+using Orchestrator.Training.Checkpoints;
+using Orchestrator.Training.Models;
+using static Orchestrator.Core.Protocol.CheckpointProtocol;
+
+namespace Orchestrator.Cluster.Checkpoint;
+
+/// <summary>
+/// The checkpoint actor (role <c>checkpoint</c>, at <c>/user/checkpoint-store</c>): receives rank 0's
+/// snapshots in chunks and commits them to disk (<see cref="CheckpointFolder"/>), evaluates each on the
+/// held-out split, applies the job's retention, sends checkpoints to the trainers of a resumed job,
+/// and tells its watchers (the job manager) what changed. File work runs on one queue and evaluation
+/// on another, both off the mailbox, so the actor keeps answering while a write or an evaluation runs.
+/// </summary>
+public sealed class CheckpointStore : ReceiveActor, IWithTimers
+{
+    public const string Name = "checkpoint-store";
+
+    private readonly CheckpointSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, Incoming> _incoming = new();
+    private readonly HashSet<IActorRef> _watchers = [];
+    private readonly SnapshotEvaluator _evaluator = new();
+    private Task _disk = Task.CompletedTask;
+    private Task _evaluation = Task.CompletedTask;
+
+    private sealed record Incoming(SnapshotAssembly Assembly, IActorRef From, DateTime LastHeard);
+    private sealed record Written(SnapshotOffer Offer, JobSpec Spec, CheckpointInfo Info, IActorRef From);
+    private sealed record WriteFailed(SnapshotOffer Offer, string Reason, IActorRef From);
+    private sealed record Evaluated(string JobId, JobSpec Spec);
+    private sealed record Publish(string JobId, IReadOnlyList<CheckpointInfo> Checkpoints);
+    private sealed record SendSnapshot(FetchCheckpoint Request, IActorRef To, TrainingSnapshot Snapshot);
+    private sealed record Sweep;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(CheckpointSettings settings) => Akka.Actor.Props.Create(() => new CheckpointStore(settings));
+
+    public CheckpointStore(CheckpointSettings settings)
+    {
+        _settings = settings;
+        Receive<SnapshotOffer>(OnOffer);
+        Receive<SnapshotChunk>(OnChunk);
+        Receive<Written>(OnWritten);
+        Receive<WriteFailed>(f =>
+        {
+            _log.Warning("job {0}: checkpoint at step {1} not written: {2}", f.Offer.JobId, f.Offer.Step, f.Reason);
+            f.From.Tell(new TransferDone(f.Offer.TransferId, false, f.Reason));
+            foreach (var w in _watchers) w.Tell(new CheckpointWriteFailed(f.Offer.JobId, f.Offer.Step, f.Reason));
+        });
+        Receive<Evaluated>(e => OnDisk(() =>
+        {
+            var root = JobRoot(e.JobId);
+            foreach (var step in CheckpointFolder.ApplyRetention(root, e.Spec.Checkpoint.Keep, e.Spec.Checkpoint.Metric))
+                _log.Info("job {0}: checkpoint at step {1} removed by retention (keep {2} best by {3} plus the newest)",
+                    e.JobId, step, e.Spec.Checkpoint.Keep, e.Spec.Checkpoint.Metric);
+            return new Publish(e.JobId, CheckpointFolder.List(root));
+        }, Self));
+        Receive<Publish>(p =>
+        {
+            var message = new CheckpointsChanged(p.JobId, Views(p.Checkpoints));
+            foreach (var w in _watchers) w.Tell(message);
+        });
+        Receive<WatchCheckpoints>(_ =>
+        {
+            if (!_watchers.Add(Sender)) return;   // watchers repeat the request until they are known; only the first one costs a listing
+            Context.Watch(Sender);
+            var watcher = Sender;
+            OnDisk(() =>
+            {
+                // The watcher (a job manager that just started) learns every job's checkpoints.
+                if (!Directory.Exists(_settings.Dir)) return 0;
+                foreach (var job in Directory.EnumerateDirectories(_settings.Dir))
+                    watcher.Tell(new CheckpointsChanged(Path.GetFileName(job), Views(CheckpointFolder.List(job))));
+                return 0;
+            }, ActorRefs.Nobody);
+        });
+        Receive<Terminated>(t => _watchers.Remove(t.ActorRef));
+        Receive<JobProtocol.GetCheckpoints>(m =>
+        {
+            if (!ValidJobId(m.Id)) { Sender.Tell(new JobProtocol.CheckpointList(m.Id, [])); return; }
+            OnDisk(() => new JobProtocol.CheckpointList(m.Id, Views(CheckpointFolder.List(JobRoot(m.Id)))), Sender);
+        });
+        Receive<GetLatestCheckpoint>(m =>
+        {
+            if (!ValidJobId(m.JobId)) { Sender.Tell(new LatestCheckpoint(m.JobId, -1, 0, "", "")); return; }
+            OnDisk(() => Latest(m.JobId), Sender);
+        });
+        Receive<FetchCheckpoint>(OnFetch);
+        Receive<SendSnapshot>(s =>
+        {
+            var (offer, payload) = SnapshotTransfer.Pack(s.Request.TransferId, s.Request.JobId, "", s.Snapshot);
+            Context.ActorOf(SnapshotSender.Props(s.To, offer, payload));
+        });
+        Receive<TransferDone>(done =>
+        {
+            if (!done.Ok) _log.Warning("sending checkpoint (transfer {0}) failed: {1}", done.TransferId, done.Detail);
+        });
+        Receive<Sweep>(_ =>
+        {
+            foreach (var (id, stale) in _incoming.Where(p => DateTime.UtcNow - p.Value.LastHeard > SnapshotTransfer.Timeout).ToList())
+            {
+                _log.Warning("job {0}: snapshot of step {1} abandoned by its sender", stale.Assembly.Offer.JobId, stale.Assembly.Offer.Step);
+                _incoming.Remove(id);
+            }
+        });
+    }
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer(nameof(Sweep), new Sweep(), SnapshotTransfer.Timeout);
+        var settings = _settings;
+        var log = _log;
+        OnDisk(() =>
+        {
+            Directory.CreateDirectory(settings.Dir);
+            int removed = Directory.EnumerateDirectories(settings.Dir).Sum(CheckpointFolder.RemoveLeftovers);
+            if (removed > 0) log.Info("removed {0} temp file(s) left by an interrupted checkpoint write", removed);
+            return 0;
+        }, ActorRefs.Nobody);
+    }
+
+    protected override void PostStop() => _evaluator.Dispose();
+
+    private void OnOffer(SnapshotOffer offer)
+    {
+        if (!ValidJobId(offer.JobId)) { Sender.Tell(new TransferDone(offer.TransferId, false, $"invalid job id '{offer.JobId}'")); return; }
+        try { _incoming[offer.TransferId] = new Incoming(new SnapshotAssembly(offer), Sender, DateTime.UtcNow); }
+        catch (InvalidDataException ex) { Sender.Tell(new TransferDone(offer.TransferId, false, ex.Message)); }
+    }
+
+    private void OnChunk(SnapshotChunk chunk)
+    {
+        if (!_incoming.TryGetValue(chunk.TransferId, out var transfer)) return;
+        transfer.Assembly.Add(chunk);
+        Sender.Tell(new SnapshotChunkAck(chunk.TransferId, chunk.Offset));
+        _incoming[chunk.TransferId] = transfer with { LastHeard = DateTime.UtcNow };
+        if (!transfer.Assembly.IsComplete) return;
+        _incoming.Remove(chunk.TransferId);
+
+        var offer = transfer.Assembly.Offer;
+        JobSpec spec;
+        TrainingSnapshot snapshot;
+        try
+        {
+            spec = JobSpecParser.Parse(offer.SpecJson, ModelRegistry.Names);
+            snapshot = transfer.Assembly.Build(spec.Name, spec.Model);
+        }
+        catch (Exception ex) when (ex is JobSpecException or InvalidDataException)
+        {
+            Self.Tell(new WriteFailed(offer, ex.Message, transfer.From));
+            return;
+        }
+        var root = JobRoot(offer.JobId);
+        var from = transfer.From;
+        _disk = _disk.ContinueWith(_ =>
+            {
+                try { return (object)new Written(offer, spec, CheckpointFolder.Write(root, snapshot), from); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    return new WriteFailed(offer, $"checkpoint at step {offer.Step} not written: {ex.Message}", from);
+                }
+            }, TaskScheduler.Default)
+            .PipeTo(Self, failure: ex => new WriteFailed(offer, $"checkpoint at step {offer.Step} not written: {ex.Message}", from));
+    }
+
+    private void OnWritten(Written w)
+    {
+        _log.Info("job {0}: checkpoint at step {1} committed in {2}", w.Offer.JobId, w.Info.Step, w.Info.Folder);
+        w.From.Tell(new TransferDone(w.Offer.TransferId, true, w.Info.WeightsPath));
+        var root = JobRoot(w.Offer.JobId);
+        OnDisk(() => new Publish(w.Offer.JobId, CheckpointFolder.List(root)), Self);
+
+        // Evaluate off the training path and off this mailbox; the result is written beside the checkpoint.
+        var evaluator = _evaluator;
+        var self = Self;
+        var log = _log;
+        int threads = _settings.EvalThreads;
+        _evaluation = _evaluation.ContinueWith(_ =>
+        {
+            try
+            {
+                TorchSharp.torch.set_num_threads(threads);
+                var result = evaluator.Evaluate(w.Spec, w.Info.WeightsPath);
+                CheckpointFolder.RecordEvaluation(w.Info.Folder, result.Accuracy, result.Loss);
+                log.Info("job {0}: checkpoint at step {1}: held-out accuracy {2:F4}, loss {3:F4}", w.Offer.JobId, w.Info.Step, result.Accuracy, result.Loss);
+            }
+            catch (Exception ex)
+            {
+                // Retention may have removed it already, or the data is gone: the checkpoint stays, unevaluated.
+                log.Warning("job {0}: evaluating the checkpoint at step {1} failed: {2}", w.Offer.JobId, w.Info.Step, ex.Message);
+            }
+            self.Tell(new Evaluated(w.Offer.JobId, w.Spec));
+        }, TaskScheduler.Default);
+    }
+
+    private void OnFetch(FetchCheckpoint fetch)
+    {
+        var to = Sender;
+        if (!ValidJobId(fetch.JobId)) { to.Tell(new TransferDone(fetch.TransferId, false, $"invalid job id '{fetch.JobId}'")); return; }
+        var folder = CheckpointFolder.StepFolder(JobRoot(fetch.JobId), fetch.Step);
+        _disk = _disk.ContinueWith(_ =>
+            {
+                try { return (object)new SendSnapshot(fetch, to, CheckpointFolder.Load(folder)); }
+                catch (CheckpointInvalidException ex)
+                {
+                    to.Tell(new TransferDone(fetch.TransferId, false, $"checkpoint at step {fetch.Step} of job {fetch.JobId} is not valid: {ex.Message}"));
+                    return ActorRefs.Nobody;   // nothing to send
+                }
+            }, TaskScheduler.Default)
+            .PipeTo(Self);
+    }
+
+    private LatestCheckpoint Latest(string jobId)
+    {
+        var all = CheckpointFolder.List(JobRoot(jobId));
+        var latest = all.LastOrDefault(c => c.Verified);
+        var skipped = string.Join("; ", all.Where(c => !c.Verified && c.Step > (latest?.Step ?? -1)).Select(c => $"step {c.Step}: {c.Problem}"));
+        return latest is null
+            ? new LatestCheckpoint(jobId, -1, 0, "", skipped)
+            : new LatestCheckpoint(jobId, latest.Step, latest.Epoch, latest.WeightsPath, skipped);
+    }
+
+    /// <summary>Runs file work after the work before it, and sends its result to <paramref name="replyTo"/>.</summary>
+    private void OnDisk<T>(Func<T> work, IActorRef replyTo)
+    {
+        var task = _disk.ContinueWith(_ => work(), TaskScheduler.Default);
+        _disk = task;
+        if (!replyTo.IsNobody()) task.PipeTo(replyTo, failure: ex => new Status.Failure(ex));
+        else task.ContinueWith(t => _log.Warning("checkpoint folder work failed: {0}", t.Exception?.GetBaseException().Message),
+            TaskContinuationOptions.OnlyOnFaulted);
+    }
+
+    private string JobRoot(string jobId) => Path.Combine(_settings.Dir, jobId);
+
+    /// <summary>Job ids come over the network: only plain names become folder names.</summary>
+    private static bool ValidJobId(string id) =>
+        id.Length is > 0 and <= 200 && id[0] != '.' && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    public static IReadOnlyList<JobProtocol.CheckpointView> Views(IReadOnlyList<CheckpointInfo> checkpoints) =>
+        checkpoints.Select(c => new JobProtocol.CheckpointView(c.Step, c.Epoch, c.WeightsPath, c.Evaluation?.Accuracy, c.Evaluation?.Loss, c.Verified)).ToList();
+}
