@@ -12,6 +12,9 @@
 #    gloo (2 processes, batch 32 each), samples/s and the share of step time spent communicating;
 # 4. BENCH_SOAK_SECONDS (default 60) of back-to-back 64 MiB all-reduces on the akka link, counting
 #    cluster members marked unreachable (bulk traffic must not starve the heartbeats).
+# 5. recovery: a 2-worker job on a local cluster with a spare worker; kill -9 one of its workers
+#    mid-epoch and time, from the coordinator's log, the kill to the job runner's reaction (failure
+#    detection) and to training again on a new ring from the latest checkpoint (target <= 15 s).
 # BENCH_ONLY=1,2 runs a subset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -40,7 +43,7 @@ work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { "$python" -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p"; }
 
-only="${BENCH_ONLY:-1,2,3,4}"
+only="${BENCH_ONLY:-1,2,3,4,5}"
 want() { [[ ",$only," == *",$1,"* ]]; }
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -163,4 +166,40 @@ ring_bench akka 64 --seconds "$soak" >"$work/soak.jsonl"
 d=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][-1]
 print("%s all-reduces in %s s, median %s s each (%s GB/s busbw); members marked unreachable: %s" % (d["runs"], d["soakSeconds"], d["seconds"], d["busbwGBs"], d["unreachable"]))' "$work/soak.jsonl" \
   || echo "soak failed; see the ranks' stderr"
+fi
+
+if want 5; then
+echo
+echo "== 5. recovery after kill -9 of a worker (2-worker job, spare worker up, shipped timings; median of $reps) =="
+rec_dir="$work/recovery"
+"$ORCH_ROOT/scripts/local-cluster.sh" up --workers 3 --dir "$rec_dir" >/dev/null
+trap '"$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$rec_dir" >/dev/null 2>&1; rm -rf "$work"' EXIT
+cat >"$work/recover.json" <<JOB
+{ "name": "bench-recover", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": 2, "epochs": 3,
+  "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
+  "checkpoint": { "everySteps": 100, "keep": 2, "metric": "accuracy" } }
+JOB
+orch() { ORCHESTRATOR_RUN_DIR="$rec_dir" "$ORCH_ROOT/scripts/orchestrator" "$@"; }
+log_ms() {  # the UTC time of the first coordinator log line matching $1, in ms since the epoch
+  grep -m1 -E "$1" "$rec_dir/logs/coordinator.log" | sed -n 's/.*\]\[\([0-9/]* [0-9:.]*\)Z\].*/\1/p' |
+    { read -r t && date -u -d "$(echo "$t" | awk -F'[/ ]' '{print $3"-"$1"-"$2" "$4}')" +%s%3N; }
+}
+printf '%-4s %22s %26s %22s\n' rep "detected after (s)" "training again after (s)" "resumed from step"
+: >"$work/recovery.txt"
+for rep in $(seq "$reps"); do
+  id=$(orch submit "$work/recover.json")
+  until orch status "$id" --json | "$python" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["state"]=="Running" and d["step"]>250 else 1)'; do sleep 1; done
+  seed="$(cat "$rec_dir/nodes/worker-1.address")"
+  victim=$(orch status "$id" --json | "$python" -c 'import json,sys; print([w for w in json.load(sys.stdin)["workers"] if w != sys.argv[1]][0])' "$seed")
+  name=$(grep -l -x -F "$victim" "$rec_dir"/nodes/*.address | xargs -n1 basename | sed 's/\.address$//')
+  killed=$(date -u +%s%3N); kill -9 "$(cat "$rec_dir/nodes/$name.pid")"
+  until grep -q "job $id: generation 2 training" "$rec_dir/logs/coordinator.log"; do sleep 0.5; done
+  detected=$(log_ms "job $id: generation 1 interrupted"); again=$(log_ms "job $id: generation 2 training")
+  step=$(grep -m1 -o "job $id: generation 2 resumes from the checkpoint at step [0-9]*" "$rec_dir/logs/coordinator.log" | grep -o '[0-9]*$')
+  d=$(awk -v a="$detected" -v k="$killed" 'BEGIN {printf "%.1f", (a-k)/1000}'); t=$(awk -v a="$again" -v k="$killed" 'BEGIN {printf "%.1f", (a-k)/1000}')
+  printf '%-4s %22s %26s %22s\n' "$rep" "$d" "$t" "$step"; echo "$d $t" >>"$work/recovery.txt"
+  orch cancel "$id" >/dev/null
+  "$ORCH_ROOT/scripts/start-node.sh" worker --dir "$rec_dir" >/dev/null   # the next spare
+done
+echo "median: detected after $(cut -d' ' -f1 "$work/recovery.txt" | median) s, training again after $(cut -d' ' -f2 "$work/recovery.txt" | median) s (target <= 15 s)"
 fi

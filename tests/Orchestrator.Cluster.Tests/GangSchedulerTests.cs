@@ -24,6 +24,17 @@ public sealed class GangSchedulerTests
     }
 
     [Fact]
+    public void A_recovering_job_goes_on_with_fewer_workers_down_to_its_minimum_and_a_queued_one_never_does()
+    {
+        var two = ImmutableList.Create(Worker("a", 1), Worker("b", 1));
+        var recovering = Job(3, 1) with { State = JobState.Recovering, MinWorkers = 2 };
+        Assert.Equal(["a", "b"], Assert.IsType<ScheduleDecision.Start>(GangScheduler.Decide(recovering, two, NoneBusy)).Workers.Select(w => w.Node));
+        Assert.IsType<ScheduleDecision.Wait>(GangScheduler.Decide(recovering with { MinWorkers = 3 }, two, NoneBusy));
+        Assert.IsType<ScheduleDecision.Wait>(GangScheduler.Decide(recovering, two, new HashSet<string> { "b" }));
+        Assert.IsType<ScheduleDecision.Wait>(GangScheduler.Decide(Job(3, 1) with { MinWorkers = 2 }, two, NoneBusy));
+    }
+
+    [Fact]
     public void A_job_never_takes_part_of_what_it_needs()
     {
         var decision = GangScheduler.Decide(Job(3, 1), [Worker("a", 1), Worker("b", 1)], NoneBusy);

@@ -33,7 +33,7 @@ public sealed class JobBookTests
     }
 
     [Fact]
-    public void A_requeued_job_goes_back_to_its_place_in_the_queue_with_its_run_forgotten()
+    public void A_requeued_job_goes_back_to_its_place_in_the_queue_and_keeps_its_attempts_for_the_next_generation()
     {
         var book = JobBook.Empty
             .Apply(new JobSubmitted("fm-1", 1, Spec, 1000))
@@ -42,8 +42,30 @@ public sealed class JobBookTests
             .WithProgress("fm-1", new JobProgress(1, 3, 10, 100, 0.5, 1000, []))
             .Apply(new JobRequeued("fm-1", "restart", 4000));
         var job = book.Find("fm-1")!;
-        Assert.Equal((JobState.Queued, null, 0), (job.State, job.Progress, job.AssignedNodes.Count));
+        Assert.Equal((JobState.Queued, 0, "restart"), (job.State, job.AssignedNodes.Count, job.Interruption));
+        Assert.Equal(2, job.NextGeneration);   // the ring of the restarted run is told apart from the old one's
         Assert.Equal(["fm-1", "fm-2"], book.Queue.Select(j => j.Id));
+    }
+
+    [Fact]
+    public void A_recovering_job_counts_its_failure_waits_ahead_of_the_queue_and_starts_a_new_generation()
+    {
+        var spec = """{ "name": "fm", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": 3, "minWorkers": 2, "maxFailures": 2 }""";
+        var book = JobBook.Empty
+            .Apply(new JobSubmitted("fm-1", 1, spec, 1000))
+            .Apply(new JobSubmitted("fm-2", 2, Spec, 2000))
+            .Apply(new JobStarted("fm-1", ["a", "b", "c"], 3000))
+            .Apply(new JobRecovering("fm-1", "worker c is unreachable", 4000));
+        var job = book.Find("fm-1")!;
+        Assert.Equal((JobState.Recovering, 1, 2, 2, 0), (job.State, job.Failures, job.MaxFailures, job.MinWorkers, job.AssignedNodes.Count));
+        Assert.True(job.IsActive);
+        Assert.Equal(["fm-1", "fm-2"], book.Waiting.Select(j => j.Id));
+        Assert.Equal(2, job.NextGeneration);
+
+        book = book.Apply(new JobStarted("fm-1", ["a", "b"], 5000));
+        job = book.Find("fm-1")!;
+        Assert.Equal((JobState.Running, 3, 1), (job.State, job.NextGeneration, job.Failures));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(3000), job.StartedAt);   // the job's start, not the generation's
     }
 
     [Fact]

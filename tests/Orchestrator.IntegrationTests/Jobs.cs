@@ -11,12 +11,13 @@ internal static class Jobs
     }
 
     public static string Mlp(string name, int maxSteps, int devicesPerWorker = 1, int epochs = 1, int workers = 1, int batch = 64,
-        string transport = "akka", string seed = "7") => Write($$"""
+        string transport = "akka", string seed = "7", int maxFailures = 3, int checkpointEvery = 500) => Write($$"""
         {
           "name": "{{name}}", "model": "mlp", "dataset": { "name": "fashion-mnist" },
           "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}}, "epochs": {{epochs}}, "maxSteps": {{maxSteps}},
           "batchSizePerDevice": {{batch}}, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": {{seed}},
-          "allReduce": { "transport": "{{transport}}" }
+          "allReduce": { "transport": "{{transport}}" }, "maxFailures": {{maxFailures}},
+          "checkpoint": { "everySteps": {{checkpointEvery}}, "keep": 2, "metric": "accuracy" }
         }
         """);
 }

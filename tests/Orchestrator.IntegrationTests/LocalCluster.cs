@@ -90,12 +90,40 @@ public sealed class LocalCluster : IDisposable
         catch (ArgumentException) { return false; }
     }
 
+    /// <summary>The local cluster's name (worker-2) of the node at <paramref name="address"/>.</summary>
+    public string NodeAt(string address) =>
+        Directory.GetFiles(Path.Combine(Dir, "nodes"), "*.address").Single(f => File.ReadAllText(f).Trim() == address) is var f
+            ? Path.GetFileNameWithoutExtension(f) : throw new InvalidOperationException(address);
+
     public string Address(string node) => File.ReadAllText(Path.Combine(Dir, "nodes", node + ".address")).Trim();
 
     public void Start(string node)
     {
         var result = Script(TimeSpan.FromSeconds(60), "local-cluster.sh", "start", node, "--dir", Dir);
         Assert.True(result.ExitCode == 0, $"local-cluster.sh start {node}: {result}");
+    }
+
+    /// <summary>Starts one more worker that joins this cluster (scripts/start-node.sh); returns its name (worker-N).</summary>
+    public string AddWorker()
+    {
+        var before = Directory.GetFiles(Path.Combine(Dir, "nodes"), "worker-*.pid").Select(Path.GetFileNameWithoutExtension).ToHashSet();
+        var result = Script(TimeSpan.FromSeconds(60), "start-node.sh", "worker", "--dir", Dir);
+        Assert.True(result.ExitCode == 0, $"start-node.sh worker: {result}");
+        return Directory.GetFiles(Path.Combine(Dir, "nodes"), "worker-*.pid").Select(Path.GetFileNameWithoutExtension).Single(n => !before.Contains(n))!;
+    }
+
+    /// <summary>Trains the job file with <c>orchestrator run</c> (one thread) and returns <c>compare</c>'s max absolute difference to <paramref name="weights"/>.</summary>
+    public double MaxAbsDiffAgainstRun(string job, string weights)
+    {
+        var reference = Path.Combine(Dir, Path.GetFileNameWithoutExtension(job) + ".reference.safetensors");
+        if (!File.Exists(reference))
+        {
+            var run = Client("run", job, "--threads", "1", "--out", reference, "--json");
+            Assert.True(run.ExitCode == 0, run.ToString());
+        }
+        var compare = Client("compare", reference, weights, "--json");
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        return JsonDocument.Parse(compare.Stdout).RootElement.GetProperty("maxAbsDiff").GetDouble();
     }
 
     public string Log(string node) => File.ReadAllText(Path.Combine(Dir, "logs", node + ".log"));

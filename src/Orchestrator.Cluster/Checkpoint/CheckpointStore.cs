@@ -30,7 +30,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
 
     private sealed record Incoming(SnapshotAssembly Assembly, IActorRef From, DateTime LastHeard);
     private sealed record Written(SnapshotOffer Offer, JobSpec Spec, CheckpointInfo Info, IActorRef From);
-    private sealed record WriteFailed(SnapshotOffer Offer, string Reason, IActorRef From);
+    private sealed record WriteFailed(SnapshotOffer Offer, string Reason, IActorRef From, long LatestGood = -1);
     private sealed record Evaluated(string JobId, JobSpec Spec);
     private sealed record Publish(string JobId, IReadOnlyList<CheckpointInfo> Checkpoints);
     private sealed record SendSnapshot(FetchCheckpoint Request, IActorRef To, TrainingSnapshot Snapshot);
@@ -50,7 +50,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         {
             _log.Warning("job {0}: checkpoint at step {1} not written: {2}", f.Offer.JobId, f.Offer.Step, f.Reason);
             f.From.Tell(new TransferDone(f.Offer.TransferId, false, f.Reason));
-            foreach (var w in _watchers) w.Tell(new CheckpointWriteFailed(f.Offer.JobId, f.Offer.Step, f.Reason));
+            foreach (var w in _watchers) w.Tell(new CheckpointWriteFailed(f.Offer.JobId, f.Offer.Step, f.Reason, f.LatestGood));
         });
         Receive<Evaluated>(e => OnDisk(() =>
         {
@@ -162,10 +162,10 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
                 try { return (object)new Written(offer, spec, CheckpointFolder.Write(root, snapshot), from); }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
-                    return new WriteFailed(offer, $"checkpoint at step {offer.Step} not written: {ex.Message}", from);
+                    return new WriteFailed(offer, ex.Message, from, CheckpointFolder.LatestVerified(root)?.Step ?? -1);
                 }
             }, TaskScheduler.Default)
-            .PipeTo(Self, failure: ex => new WriteFailed(offer, $"checkpoint at step {offer.Step} not written: {ex.Message}", from));
+            .PipeTo(Self, failure: ex => new WriteFailed(offer, ex.Message, from));
     }
 
     private void OnWritten(Written w)

@@ -83,9 +83,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         });
         Command<CheckpointProtocol.CheckpointWriteFailed>(m =>
         {
-            var latest = _checkpoints.GetValueOrDefault(m.JobId, []).LastOrDefault(c => c.Verified);
             var message = $"checkpoint at step {m.Step} failed: {m.Reason}; training goes on, and a recovery would resume from " +
-                (latest is null ? "the start (no checkpoint yet)" : $"the checkpoint at step {latest.Step}");
+                (m.LatestGood < 0 ? "the start (no checkpoint yet)" : $"the checkpoint at step {m.LatestGood}");
             _checkpointErrors[m.JobId] = (m.Step, message);
             _log.Warning("job {0}: {1}", m.JobId, message);
         });
@@ -258,7 +257,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
                     ? $"recovering (failure {job.Failures} of at most {job.MaxFailures}) after: {why}; {message}"
                     : $"{why}; {message}";
         }
-        else if (job.State == JobState.Running && _checkpointErrors.TryGetValue(job.Id, out var checkpointError)) message = checkpointError.Message;
+        // A failed checkpoint write stays visible after the job ended: its checkpoints are not what the schedule promised.
+        else if (_checkpointErrors.TryGetValue(job.Id, out var checkpointError)) message = checkpointError.Message;
         var checkpoints = _checkpoints.GetValueOrDefault(job.Id, []);
         var latest = checkpoints.LastOrDefault(c => c.Verified);
         var evaluated = checkpoints.Where(c => c.Verified && c.Accuracy is not null).ToList();

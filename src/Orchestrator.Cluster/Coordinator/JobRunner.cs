@@ -122,6 +122,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             Timers.Cancel(nameof(ReadyDeadline));
             var begin = new BeginTraining(_jobId, _generation, Enumerable.Range(0, _workers.Count).Select(r => _endpoints[r]).ToList());
             foreach (var w in _workers) w.Agent.Tell(begin);
+            _log.Info("job {0}: generation {1} training on {2} worker(s)", _jobId, _generation, _workers.Count);
             Become(Running);
         });
         Receive<ReadyDeadline>(_ =>

@@ -43,6 +43,7 @@ public sealed class Trainer : ReceiveActor
     private SnapshotAssembly? _download;
     private string _downloadId = "";
     private int _uploads;
+    private UploadSnapshot? _waiting;
     private readonly IActorRef _self;   // for the compute thread, which has no actor context
     private TrainingCompleted? _completedWhenUploaded;
     private RingAllReduce? _engine;
@@ -137,14 +138,20 @@ public sealed class Trainer : ReceiveActor
 
     private IActorRef Store() => ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_start.CheckpointStore);
 
-    /// <summary>Rank 0's snapshot, captured on the compute thread: sent from here in chunks, never holding up training.</summary>
+    /// <summary>
+    /// Rank 0's snapshot, captured on the compute thread: sent from here in chunks, never holding up
+    /// training. One transfer at a time, so checkpoints are committed in step order; while one is on
+    /// its way, only the newest snapshot waits (an older waiting one is dropped, with a log line).
+    /// </summary>
     private void Upload(UploadSnapshot upload)
     {
         if (_start.CheckpointStore.Length == 0) return;
-        if (_uploads >= MaxUploadsInFlight)
+        if (_uploads > 0)
         {
-            Context.GetLogger().Warning("job {0}: checkpoint at step {1} skipped: {2} earlier ones are still being sent",
-                _start.JobId, upload.Snapshot.Position.Step, _uploads);
+            if (_waiting is { } dropped)
+                Context.GetLogger().Warning("job {0}: checkpoint at step {1} skipped: the one before it is still being sent, and a newer one is ready",
+                    _start.JobId, dropped.Snapshot.Position.Step);
+            _waiting = upload;
             return;
         }
         var (offer, payload) = SnapshotTransfer.Pack(SnapshotTransfer.NewId(), _start.JobId, _start.SpecJson, upload.Snapshot);
@@ -162,6 +169,12 @@ public sealed class Trainer : ReceiveActor
         _uploads--;
         // A failed write is reported to the job's status by the store; here it only needs a log line.
         if (!done.Ok) Context.GetLogger().Warning("job {0}: checkpoint not stored: {1}", _start.JobId, done.Detail);
+        if (_waiting is { } next)
+        {
+            _waiting = null;
+            Upload(next);
+            return;
+        }
         if (_uploads == 0 && _completedWhenUploaded is { } completed)
         {
             Context.Parent.Tell(completed);
@@ -169,7 +182,6 @@ public sealed class Trainer : ReceiveActor
         }
     }
 
-    private const int MaxUploadsInFlight = 2;
 
     protected override void PostStop()
     {

@@ -62,7 +62,8 @@ public static class CheckpointProtocol
     [MessagePackObject]
     public sealed record CheckpointsChanged([property: Key(0)] string JobId, [property: Key(1)] IReadOnlyList<JobProtocol.CheckpointView> Checkpoints) : IOrchestratorMessage;
 
-    /// <summary>Store → watchers: a snapshot could not be written (disk full, permissions); training goes on.</summary>
+    /// <summary>Store → watchers: a snapshot could not be written (disk full, permissions); training goes on. <paramref name="LatestGood"/>: the newest verified checkpoint's step (-1: none).</summary>
     [MessagePackObject]
-    public sealed record CheckpointWriteFailed([property: Key(0)] string JobId, [property: Key(1)] long Step, [property: Key(2)] string Reason) : IOrchestratorMessage;
+    public sealed record CheckpointWriteFailed([property: Key(0)] string JobId, [property: Key(1)] long Step, [property: Key(2)] string Reason,
+                                               [property: Key(3)] long LatestGood) : IOrchestratorMessage;
 }

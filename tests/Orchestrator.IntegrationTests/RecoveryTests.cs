@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Orchestrator.IntegrationTests;
+
+/// <summary>A coordinator and two workers with the shipped timings: failure detector, split-brain resolver, collective deadline.</summary>
+public sealed class RecoveryCluster : IDisposable
+{
+    public LocalCluster Cluster { get; } = LocalCluster.Up(workers: 2);
+    public void Dispose() => Cluster.Dispose();
+}
+
+/// <summary>
+/// Checkpoints and recovery with real processes (PRODUCT.md sections 5 and 6): a worker killed mid-epoch
+/// and replaced, a coordinator killed and restarted, a checkpoint damaged on disk. A recovered job with
+/// the same world size follows the uninterrupted trajectory exactly, so its final weights are compared
+/// with <c>orchestrator run</c> of the same job file to the bit.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<RecoveryCluster>
+{
+    private static readonly TimeSpan JobTimeout = TimeSpan.FromSeconds(300);
+    private readonly LocalCluster _cluster = fixture.Cluster;
+
+    private static string Job(string name) =>
+        Jobs.Mlp(name, maxSteps: 600, workers: 2, batch: 32, seed: "42", checkpointEvery: 100);
+
+    [Fact]
+    public void A_worker_killed_mid_epoch_is_replaced_and_the_job_ends_exactly_where_the_uninterrupted_run_does()
+    {
+        var job = Job("it-recover");
+        var id = Submit(job);
+        var running = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 150, JobTimeout);
+        // Not worker-1: it is a seed node, and the replacement joins through the seeds.
+        var victim = running.GetProperty("workers").EnumerateArray().Select(w => w.GetString()!).First(a => a != _cluster.Address("worker-1"));
+        var killedAt = Stopwatch.StartNew();
+        _cluster.Kill9(_cluster.NodeAt(victim));
+
+        var states = new List<string>();
+        var recovering = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Recovering", TimeSpan.FromSeconds(30), states);
+        Assert.Contains(victim, recovering.GetProperty("message").GetString());
+        Assert.Equal(1, recovering.GetProperty("failures").GetInt32());
+        Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(15), $"Recovering only {killedAt.Elapsed} after the kill");
+
+        _cluster.AddWorker();
+        var done = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout, states);
+        Assert.True(done.GetProperty("state").GetString() == "Completed", done.ToString());
+        Assert.Equal(1, done.GetProperty("failures").GetInt32());
+        Assert.DoesNotContain(victim, done.GetProperty("workers").EnumerateArray().Select(w => w.GetString()));
+        Assert.True(_cluster.Log("coordinator").Contains($"job {id}: generation 2 resumes from the checkpoint at step "), "no resume in the coordinator's log");
+
+        // Same world size, resumed from an exact checkpoint: the uninterrupted run's weights to the bit.
+        Assert.Equal(0.0, _cluster.MaxAbsDiffAgainstRun(job, done.GetProperty("weights").GetString()!));
+
+        // Every checkpoint verifies and was evaluated; then the newest is damaged on disk and reported so.
+        var checkpoints = _cluster.Json("checkpoints", id).EnumerateArray().ToList();
+        Assert.NotEmpty(checkpoints);
+        Assert.All(checkpoints, c => Assert.True(c.GetProperty("verified").GetBoolean(), c.ToString()));
+        Assert.Equal(600, checkpoints[^1].GetProperty("step").GetInt64());
+        var latest = checkpoints[^1].GetProperty("path").GetString()!;
+        var bytes = File.ReadAllBytes(latest);
+        File.WriteAllBytes(latest, bytes[..^1000]);
+        var after = _cluster.Json("checkpoints", id).EnumerateArray().ToList();
+        Assert.False(after[^1].GetProperty("verified").GetBoolean());
+        Assert.True(after[^2].GetProperty("verified").GetBoolean());
+    }
+
+    [Fact]
+    public void A_coordinator_killed_during_a_running_job_is_restarted_and_the_job_completes_from_its_checkpoint()
+    {
+        var job = Job("it-coord");
+        var id = Submit(job);
+        _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 250, JobTimeout);
+        _cluster.Kill9("coordinator");
+        _cluster.Start("coordinator");
+
+        var done = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
+        Assert.True(done.GetProperty("state").GetString() == "Completed", done.ToString());
+        var resumed = Regex.Match(_cluster.Log("coordinator"), $@"job {Regex.Escape(id)}: generation \d+ resumes from the checkpoint at step (\d+)");
+        Assert.True(resumed.Success, "the restarted coordinator did not resume the job from a checkpoint");
+        Assert.True(long.Parse(resumed.Groups[1].Value) >= 200);
+        Assert.Equal(0.0, _cluster.MaxAbsDiffAgainstRun(job, done.GetProperty("weights").GetString()!));
+        Assert.Single(_cluster.Json("list").EnumerateArray(), j => j.GetProperty("id").GetString() == id);
+    }
+
+    private string Submit(string job)
+    {
+        var result = _cluster.Client("submit", job);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result.Stdout.Trim();
+    }
+}
+
+/// <summary>The checkpoint folder on a 3 MiB tmpfs: room for one mlp checkpoint (about 1.9 MB), not two.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class DiskFullTests
+{
+    [Fact]
+    public void A_full_disk_fails_the_snapshot_with_a_clear_message_keeps_the_last_good_checkpoint_and_training_goes_on()
+    {
+        var mount = Directory.CreateTempSubdirectory("orch-it-tmpfs-").FullName;
+        var mounted = Run("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mount);
+        Assert.True(mounted.ExitCode == 0, $"mount tmpfs (needs root): {mounted}");
+        try
+        {
+            using var cluster = LocalCluster.Up(workers: 1, devicesPerWorker: 1, $"orchestrator.checkpoint.dir={mount}");
+            var job = Jobs.Mlp("it-full", maxSteps: 600, workers: 1, batch: 64, checkpointEvery: 50);
+            var submit = cluster.Client("submit", job);
+            Assert.True(submit.ExitCode == 0, submit.ToString());
+            var id = submit.Stdout.Trim();
+
+            var full = cluster.WaitFor(id, s => s.GetProperty("message").GetString()?.Contains("failed") == true
+                                                || s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(180));
+            var message = full.GetProperty("message").GetString() ?? "";
+            var failed = Regex.Match(message, @"checkpoint at step (\d+) failed: No space left on device.*the checkpoint at step (\d+)$");
+            Assert.True(failed.Success, message);
+
+            var done = cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(180));
+            Assert.True(done.GetProperty("state").GetString() == "Completed", done.ToString());
+            // One checkpoint fits: the first, whole and verified; none of the failed writes left anything behind.
+            var checkpoints = cluster.Json("checkpoints", id).EnumerateArray().ToList();
+            var only = Assert.Single(checkpoints);
+            Assert.True(only.GetProperty("verified").GetBoolean(), only.ToString());
+            Assert.Equal(long.Parse(failed.Groups[2].Value), only.GetProperty("step").GetInt64());
+            Assert.True(long.Parse(failed.Groups[1].Value) > only.GetProperty("step").GetInt64());
+            Assert.Empty(Directory.GetFiles(mount, "*.tmp-orchestrator", SearchOption.AllDirectories));
+        }
+        finally
+        {
+            Run("umount", mount);
+            Directory.Delete(mount, recursive: true);
+        }
+    }
+
+    private static ProcessResult Run(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEnd();
+        var stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return new ProcessResult(p.ExitCode, stdout, stderr);
+    }
+}
