@@ -32,6 +32,14 @@ public sealed class ConfigSpec
     }
 
     [Fact]
+    public void Checkpoints_live_in_the_data_folder_and_evaluation_takes_one_thread_by_default()
+    {
+        var settings = Orchestrator.Core.Settings.OrchestratorSettings.Create(ConfigurationFactory.ParseString("orchestrator.data-dir = /srv/o").WithFallback(Shipped));
+        Assert.Equal(Path.Combine("/srv/o", "checkpoints"), settings.Checkpoint.Dir);
+        Assert.Equal(1, settings.Checkpoint.EvalThreads);
+    }
+
+    [Fact]
     public void The_job_api_listens_on_loopback_with_a_generated_token_by_default()
     {
         var settings = OrchestratorSettings.Create(Shipped);
@@ -49,6 +57,7 @@ public sealed class ConfigSpec
     [InlineData("orchestrator.api.token = short", "orchestrator.api.token")]
     [InlineData("orchestrator.coordinator.stop-timeout = 0s", "orchestrator.coordinator.stop-timeout")]
     [InlineData("orchestrator.data-dir = \"\"", "orchestrator.data-dir")]
+    [InlineData("orchestrator.checkpoint.eval-threads = 0", "orchestrator.checkpoint.eval-threads")]
     public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(Shipped);

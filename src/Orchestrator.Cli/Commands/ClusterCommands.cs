@@ -235,11 +235,14 @@ public static class ClusterCommands
     private static string Describe(JsonElement s)
     {
         var state = Text(s, "state");
-        if (state == "Queued") return $"{Text(s, "id")} Queued: {Text(s, "message")}";
+        if (state is "Queued" or "Recovering") return $"{Text(s, "id")} {state}: {Text(s, "message")}";
         var line = string.Create(CultureInfo.InvariantCulture, $"{Text(s, "id")} {state}");
         if (Long(s, "totalSteps") is { } total)
             line += string.Create(CultureInfo.InvariantCulture,
                 $" epoch {Text(s, "epoch")}/{Text(s, "epochs")} step {Text(s, "step")}/{total} loss {Number(s, "loss", "F4")} {Number(s, "samplesPerSecond", "F0")} samples/s");
+        // The latest checkpoint's evaluation, as the checkpoint actor reports it.
+        if (s.TryGetProperty("latestCheckpoint", out var c) && c.ValueKind == JsonValueKind.Object)
+            line += $" | checkpoint {Text(c, "step")}" + (Number(c, "accuracy", "F4") is { Length: > 0 } a ? $" accuracy {a}" : " (evaluating)");
         return line;
     }
 
@@ -250,7 +253,8 @@ public static class ClusterCommands
         Row("id", Text(s, "id"));
         Row("name", Text(s, "name"));
         Row("state", Text(s, "state"));
-        Row("waiting", Text(s, "message"));
+        Row(Text(s, "state") is "Queued" or "Recovering" ? "waiting" : "note", Text(s, "message"));
+        if (Long(s, "failures") is long failures && failures > 0) Row("recoveries", failures.ToString(CultureInfo.InvariantCulture));
         if (Long(s, "totalSteps") is { } total)
         {
             Row("epoch", $"{Text(s, "epoch")}/{Text(s, "epochs")}");
