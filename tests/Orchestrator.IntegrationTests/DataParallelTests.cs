@@ -52,7 +52,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     public void A_worker_killed_mid_training_is_named_by_the_other_replica_and_the_job_fails_within_the_deadline()
     {
         // maxFailures 0: this is about detection; recovery has its own tests (RecoveryTests).
-        var id = Submit(Jobs.Mlp("it-kill", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka", maxFailures: 0));
+        var id = _cluster.Submit(Jobs.Mlp("it-kill", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka", maxFailures: 0));
         _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 20, JobTimeout);
         try
         {
@@ -74,7 +74,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     [Fact]
     public void A_frozen_worker_is_named_within_the_deadline_and_exits_by_itself_once_it_is_downed()
     {
-        var id = Submit(Jobs.Mlp("it-freeze", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka", maxFailures: 0));
+        var id = _cluster.Submit(Jobs.Mlp("it-freeze", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka", maxFailures: 0));
         _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 20, JobTimeout);
         var victim = _cluster.Address("worker-2");
         var stoppedAt = DateTime.UtcNow;
@@ -116,20 +116,13 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
 
     private JsonElement RunToEnd(string job)
     {
-        var id = Submit(job);
+        var id = _cluster.Submit(job);
         var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed" or "Cancelled", JobTimeout);
         Assert.True(status.GetProperty("state").GetString() == "Completed", status.ToString());
         return status;
     }
 
     private double MaxAbsDiffAgainstRun(string job, JsonElement status) => _cluster.MaxAbsDiffAgainstRun(job, status.GetProperty("weights").GetString()!);
-
-    private string Submit(string job)
-    {
-        var result = _cluster.Client("submit", job);
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return result.Stdout.Trim();
-    }
 }
 
 /// <summary>Two workers of two CPU replicas each: local reduction plus the ring.</summary>
@@ -141,9 +134,7 @@ public sealed class LocalDevicesTests
     {
         using var cluster = LocalCluster.Up(workers: 2, devicesPerWorker: 2);
         var job = Jobs.Mlp("it-eq-2x2", maxSteps: 200, workers: 2, devicesPerWorker: 2, batch: 16, transport: "tcp", seed: "42");
-        var submit = cluster.Client("submit", job);
-        Assert.True(submit.ExitCode == 0, submit.ToString());
-        var status = cluster.WaitFor(submit.Stdout.Trim(), s => s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(240));
+        var status = cluster.WaitFor(cluster.Submit(job), s => s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(240));
         Assert.True(status.GetProperty("state").GetString() == "Completed", status.ToString());
         Assert.Equal(4, status.GetProperty("devicesRequested").GetInt32());
 

@@ -35,6 +35,14 @@ public sealed class LocalCluster : IDisposable
     /// <summary>The client (<c>scripts/orchestrator</c>) against this cluster.</summary>
     public ProcessResult Client(params string[] args) => Script(TimeSpan.FromSeconds(120), "orchestrator", args, Dir);
 
+    /// <summary>Submits a job file that must be accepted; returns the job id.</summary>
+    public string Submit(string job)
+    {
+        var result = Client("submit", job);
+        Assert.True(result.ExitCode == 0, $"submit {job}: {result}");
+        return result.Stdout.Trim();
+    }
+
     public JsonElement Json(params string[] args)
     {
         var result = Client([.. args, "--json"]);
@@ -144,7 +152,9 @@ public sealed class LocalCluster : IDisposable
                 }
                 catch (ArgumentException) { }   // already gone
             }
-            try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
+            // ORCH_IT_KEEP=1 keeps the run folder (logs, data) for a look after a failure.
+            if (Environment.GetEnvironmentVariable("ORCH_IT_KEEP") != "1")
+                try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
         }
     }
 

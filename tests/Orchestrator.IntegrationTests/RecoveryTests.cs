@@ -30,7 +30,7 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     public void A_worker_killed_mid_epoch_is_replaced_and_the_job_ends_exactly_where_the_uninterrupted_run_does()
     {
         var job = Job("it-recover");
-        var id = Submit(job);
+        var id = _cluster.Submit(job);
         var running = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 150, JobTimeout);
         // Not worker-1: it is a seed node, and the replacement joins through the seeds.
         var victim = running.GetProperty("workers").EnumerateArray().Select(w => w.GetString()!).First(a => a != _cluster.Address("worker-1"));
@@ -70,7 +70,7 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     public void A_coordinator_killed_during_a_running_job_is_restarted_and_the_job_completes_from_its_checkpoint()
     {
         var job = Job("it-coord");
-        var id = Submit(job);
+        var id = _cluster.Submit(job);
         _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 250, JobTimeout);
         _cluster.Kill9("coordinator");
         _cluster.Start("coordinator");
@@ -82,13 +82,6 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
         Assert.True(long.Parse(resumed.Groups[1].Value) >= 200);
         Assert.Equal(0.0, _cluster.MaxAbsDiffAgainstRun(job, done.GetProperty("weights").GetString()!));
         Assert.Single(_cluster.Json("list").EnumerateArray(), j => j.GetProperty("id").GetString() == id);
-    }
-
-    private string Submit(string job)
-    {
-        var result = _cluster.Client("submit", job);
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return result.Stdout.Trim();
     }
 }
 
@@ -106,9 +99,7 @@ public sealed class DiskFullTests
         {
             using var cluster = LocalCluster.Up(workers: 1, devicesPerWorker: 1, $"orchestrator.checkpoint.dir={mount}");
             var job = Jobs.Mlp("it-full", maxSteps: 600, workers: 1, batch: 64, checkpointEvery: 50);
-            var submit = cluster.Client("submit", job);
-            Assert.True(submit.ExitCode == 0, submit.ToString());
-            var id = submit.Stdout.Trim();
+            var id = cluster.Submit(job);
 
             var full = cluster.WaitFor(id, s => s.GetProperty("message").GetString()?.Contains("failed") == true
                                                 || s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(180));
