@@ -12,7 +12,7 @@ using Orchestrator.Core.Settings;
 // One rank of the all-reduce benchmark. Every rank is a cluster member (so the failure detector
 // watches the same connection that carries the chunks) and sums float32 buffers over the ring.
 // Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp
-//                           --mib 16,64 --reps N [--seconds S]
+//                           --mib 16,64 --reps N [--seconds S] [--chunk-kib K] [--window W]
 // Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw, unreachable events, peak RSS.
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--")).ToDictionary(p => p.a[2..], p => args[p.i + 1]);
 int rank = int.Parse(options["rank"]);
@@ -51,8 +51,10 @@ IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(
     ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Left]}/user/ring")),
     ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Right]}/user/ring")),
     ringActor);
-var chunk = tcp is null ? AkkaRingLink.ChunkBytes : TcpRingLink.ChunkBytes;
-var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, tcp is null ? 16 : 4, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)));
+// Chunk size and window default to what the trainers use; the options are for trying others.
+var chunk = options.TryGetValue("chunk-kib", out var kib) ? int.Parse(kib) * 1024 : tcp is null ? AkkaRingLink.ChunkBytes : TcpRingLink.ChunkBytes;
+var window = options.TryGetValue("window", out var w) ? int.Parse(w) : tcp is null ? 16 : 4;
+var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, window, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)));
 inbox.Engine = engine;
 Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
 tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, TimeSpan.FromSeconds(30), CancellationToken.None);

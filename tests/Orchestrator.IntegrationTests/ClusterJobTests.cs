@@ -45,7 +45,10 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         var entry = list.EnumerateArray().Single(j => j.GetProperty("id").GetString() == id);
         Assert.Equal("it-equal", entry.GetProperty("name").GetString());
         Assert.Equal("Completed", entry.GetProperty("state").GetString());
-        Assert.Equal(0, _cluster.Json("checkpoints", id).GetArrayLength());
+        // Checkpoints every 500 steps, at epoch ends and after the last step: for 400 steps, one, after the last.
+        var checkpoint = Assert.Single(_cluster.Json("checkpoints", id).EnumerateArray());
+        Assert.Equal(400, checkpoint.GetProperty("step").GetInt64());
+        Assert.True(checkpoint.GetProperty("verified").GetBoolean());
 
         // The same job file in one process, with the workers' thread count: the same bytes.
         var reference = Path.Combine(_cluster.Dir, "reference.safetensors");

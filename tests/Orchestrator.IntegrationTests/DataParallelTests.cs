@@ -112,6 +112,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     {
         if (_cluster.IsRunning(node)) _cluster.Kill9(node);   // still up after a failed assertion: replace it, it may be downed
         _cluster.Start(node);
+        _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));
     }
 
     private JsonElement RunToEnd(string job)

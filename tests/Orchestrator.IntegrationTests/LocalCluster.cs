@@ -134,6 +134,24 @@ public sealed class LocalCluster : IDisposable
         return JsonDocument.Parse(compare.Stdout).RootElement.GetProperty("maxAbsDiff").GetDouble();
     }
 
+    /// <summary>
+    /// Waits until <paramref name="count"/> workers are registered and idle, then a few seconds more:
+    /// a node that just (re)joined may still carry a passing unreachability observation in the
+    /// gossip, and freezing it then would make the split-brain resolver down the node it observed.
+    /// </summary>
+    public void WaitUntilSettled(int count, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var workers = Json("workers").EnumerateArray().ToList();
+            if (workers.Count == count && workers.All(w => w.GetProperty("status").GetString() == "idle")) break;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"workers not settled after {timeout}: {string.Join(", ", workers)}");
+            Thread.Sleep(500);
+        }
+        Thread.Sleep(TimeSpan.FromSeconds(5));
+    }
+
     public string Log(string node) => File.ReadAllText(Path.Combine(Dir, "logs", node + ".log"));
 
     public void Dispose()

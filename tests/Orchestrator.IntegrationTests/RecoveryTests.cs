@@ -29,6 +29,7 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     [Fact]
     public void A_worker_killed_mid_epoch_is_replaced_and_the_job_ends_exactly_where_the_uninterrupted_run_does()
     {
+        _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));   // after the other test's restarts, if it ran first
         var job = Job("it-recover");
         var id = _cluster.Submit(job);
         var running = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 150, JobTimeout);
@@ -69,6 +70,7 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     [Fact]
     public void A_coordinator_killed_during_a_running_job_is_restarted_and_the_job_completes_from_its_checkpoint()
     {
+        _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));
         var job = Job("it-coord");
         var id = _cluster.Submit(job);
         _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 250, JobTimeout);
