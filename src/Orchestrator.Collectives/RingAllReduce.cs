@@ -74,10 +74,6 @@ public sealed class RingAllReduce
         private int _fromLeft;
         private int _uncredited;
         private int CreditBatch => Math.Max(1, engine._options.Window / 4);
-        private readonly IZeroCopyRingLink? _direct = engine._link as IZeroCopyRingLink;
-
-        /// <summary>Sends from the bucket itself must be acknowledged before the caller may change it again.</summary>
-        private bool Done => _applied == _plan.Incoming.Count && _sent == _plan.Outgoing.Count && (_direct is null || _acknowledged == _sent);
 
         private RingTopology Ring => engine._ring;
         private int Generation => Ring.Generation;
@@ -85,10 +81,10 @@ public sealed class RingAllReduce
         public async Task RunAsync(CancellationToken cancellation)
         {
             TakeEarlyMessages();
-            while (!Done)
+            while (_applied < _plan.Incoming.Count || _sent < _plan.Outgoing.Count)
             {
                 SendReady();
-                if (Done) break;
+                if (_applied == _plan.Incoming.Count && _sent == _plan.Outgoing.Count) break;
                 var message = await NextAsync(cancellation).ConfigureAwait(false);
                 if (message is null)
                 {
@@ -117,15 +113,10 @@ public sealed class RingAllReduce
             while (_sent < _plan.Outgoing.Count && _credits > 0 && _plan.IsReady(_sent, _applied))
             {
                 var chunk = _plan.Outgoing[_sent];
-                if (_direct is not null)
-                    _direct.SendChunkRight(Generation, id, Ring.Rank, _sent, bucket.Slice(chunk.Offset, chunk.Count));
-                else
-                {
-                    int bytes = chunk.Count * sizeof(float);
-                    var payload = RingBuffers.Rent(bytes);
-                    MemoryMarshal.AsBytes(span.Slice(chunk.Offset, chunk.Count)).CopyTo(payload);
-                    engine._link.SendRight(new RingChunk(Generation, id, Ring.Rank, _sent, payload, bytes));
-                }
+                int bytes = chunk.Count * sizeof(float);
+                var payload = RingBuffers.Rent(bytes);
+                MemoryMarshal.AsBytes(span.Slice(chunk.Offset, chunk.Count)).CopyTo(payload);
+                engine._link.SendRight(new RingChunk(Generation, id, Ring.Rank, _sent, payload, bytes));
                 _sent++;
                 _credits--;
             }

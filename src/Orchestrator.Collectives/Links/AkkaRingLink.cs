@@ -6,10 +6,9 @@ namespace Orchestrator.Collectives.Links;
 /// <summary>
 /// The <c>akka</c> transport: ring messages as Akka Remote messages between the neighbours' trainer
 /// actors, through the MessagePack serializer. Akka Remote serializes later, on its own thread, so a
-/// pooled payload cannot be returned after <c>Tell</c>: it is handed over and left to the GC. A payload
-/// that is longer than its chunk (the last chunk of a segment) is first copied into an array of its
-/// exact size; a full 64 KiB chunk's rented array already is (under 85 KB, so never on the
-/// large-object heap). The receiving trainer hands incoming messages to <see cref="RingAllReduce.Deliver"/>.
+/// pooled payload cannot be returned after <c>Tell</c>: each chunk is copied once into an array of its
+/// exact size (under 80 KB, so it never reaches the large-object heap) and the pooled one goes back at
+/// once. The receiving trainer hands incoming messages to <see cref="RingAllReduce.Deliver"/>.
 /// </summary>
 public sealed class AkkaRingLink(IActorRef left, IActorRef right, IActorRef self) : IRingLink
 {
@@ -22,7 +21,7 @@ public sealed class AkkaRingLink(IActorRef left, IActorRef right, IActorRef self
 
     private static IRingMessage Detach(IRingMessage message)
     {
-        if (message is not RingChunk chunk || chunk.Payload.Length == chunk.Length) return message;
+        if (message is not RingChunk chunk) return message;
         var exact = chunk.Payload.AsSpan(0, chunk.Length).ToArray();
         RingBuffers.Return(chunk.Payload);
         return chunk with { Payload = exact };

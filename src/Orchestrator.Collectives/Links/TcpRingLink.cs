@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
-using System.Runtime.InteropServices;
 using MessagePack;
 using Orchestrator.Core.Protocol;
 
@@ -17,7 +16,7 @@ namespace Orchestrator.Collectives.Links;
 /// chunks straight into pooled buffers and hands everything to <see cref="RingAllReduce.Deliver"/>. A broken
 /// connection delivers nothing more: the collective's deadline and sequence numbers report it.
 /// </summary>
-public sealed class TcpRingLink : IZeroCopyRingLink, IDisposable
+public sealed class TcpRingLink : IRingLink, IDisposable
 {
     /// <summary>Chunks of this size keep the socket busy with few frames; the window bounds what is in flight.</summary>
     public const int ChunkBytes = 1024 * 1024;
@@ -74,14 +73,6 @@ public sealed class TcpRingLink : IZeroCopyRingLink, IDisposable
     public void SendRight(IRingMessage message) => Send(_right, message);
 
     public void SendLeft(IRingMessage message) => Send(_left, message);
-
-    public void SendChunkRight(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> source)
-    {
-        if (_right is not null && !_disposed) _right.Enqueue(new DirectChunk(generation, collective, fromRank, sequence, source));
-    }
-
-    /// <summary>A chunk to send from the engine's bucket as it is (see <see cref="IZeroCopyRingLink"/>).</summary>
-    private sealed record DirectChunk(int Generation, long Collective, int FromRank, int Sequence, ReadOnlyMemory<float> Source);
 
     private void Send(Connection? connection, IRingMessage message)
     {
@@ -165,7 +156,7 @@ public sealed class TcpRingLink : IZeroCopyRingLink, IDisposable
     /// <summary>One socket with its writer and reader threads.</summary>
     private sealed class Connection(TcpClient client, RingAllReduce engine, string name) : IDisposable
     {
-        private readonly Channel<object> _outbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Channel<IRingMessage> _outbox = Channel.CreateUnbounded<IRingMessage>(new UnboundedChannelOptions { SingleReader = true });
         private readonly NetworkStream _stream = client.GetStream();
 
         public void Start()
@@ -174,7 +165,7 @@ public sealed class TcpRingLink : IZeroCopyRingLink, IDisposable
             new Thread(ReadLoop) { IsBackground = true, Name = "ring-rx " + name }.Start();
         }
 
-        public bool Enqueue(object message) => _outbox.Writer.TryWrite(message);
+        public bool Enqueue(IRingMessage message) => _outbox.Writer.TryWrite(message);
 
         private void WriteLoop()
         {
@@ -194,14 +185,6 @@ public sealed class TcpRingLink : IZeroCopyRingLink, IDisposable
                     {
                         switch (message)
                         {
-                            case DirectChunk d:
-                                // Header, then the bucket's own bytes: no copy on this side of the kernel.
-                                Flush(socket, small);
-                                var data = MemoryMarshal.AsBytes(d.Source.Span);
-                                WriteHeader(header, Chunk, d.Generation, d.Collective, d.FromRank, d.Sequence, data.Length);
-                                SendAll(socket, header);
-                                SendAll(socket, data);
-                                break;
                             case RingChunk c:
                                 Flush(socket, small);
                                 WriteHeader(header, Chunk, c.Generation, c.Collective, c.FromRank, c.Sequence, c.Length);
@@ -235,13 +218,9 @@ public sealed class TcpRingLink : IZeroCopyRingLink, IDisposable
         private static void Flush(Socket socket, MemoryStream small)
         {
             if (small.Length == 0) return;
-            SendAll(socket, small.GetBuffer().AsSpan(0, (int)small.Length));
-            small.SetLength(0);
-        }
-
-        private static void SendAll(Socket socket, ReadOnlySpan<byte> bytes)
-        {
+            var bytes = small.GetBuffer().AsSpan(0, (int)small.Length);
             while (bytes.Length > 0) bytes = bytes[socket.Send(bytes)..];
+            small.SetLength(0);
         }
 
         /// <summary>Socket.Send of a segment list may send part of it; go on until all is out.</summary>
