@@ -137,3 +137,46 @@ public sealed class DiskFullTests
         return new ProcessResult(p.ExitCode, stdout, stderr);
     }
 }
+
+/// <summary>Four workers, a 4-worker job that may go on with 3 (minWorkers) and recover once (maxFailures).</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ShrinkAndGiveUpTests
+{
+    [Fact]
+    public void A_job_goes_on_with_fewer_workers_down_to_minWorkers_and_fails_with_the_reason_after_maxFailures()
+    {
+        using var cluster = LocalCluster.Up(workers: 4);
+        var job = Jobs.Write("""
+            { "name": "it-shrink", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": 4, "epochs": 3,
+              "batchSizePerDevice": 16, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
+              "checkpoint": { "everySteps": 50, "keep": 2, "metric": "accuracy" }, "minWorkers": 3, "maxFailures": 1 }
+            """);
+        var id = cluster.Submit(job);
+        var running = cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 80, TimeSpan.FromSeconds(240));
+        string Victim(JsonElement status) =>
+            status.GetProperty("workers").EnumerateArray().Select(w => w.GetString()!).First(a => a != cluster.Address("worker-1"));
+
+        // First loss: no spare worker, so the job re-forms its ring with the 3 it has and goes on from its checkpoint.
+        var first = Victim(running);
+        cluster.Kill9(cluster.NodeAt(first));
+        var states = new List<string>();
+        var shrunk = cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("failures").GetInt32() == 1
+                                              && s.GetProperty("workers").GetArrayLength() == 3, TimeSpan.FromSeconds(60), states);
+        Assert.Contains("Recovering", states);
+        Assert.DoesNotContain(first, shrunk.GetProperty("workers").EnumerateArray().Select(w => w.GetString()));
+        Assert.Contains($"job {id}: generation 2 resumes from the checkpoint at step ", cluster.Log("coordinator"));
+        long resumedAt = shrunk.GetProperty("step").GetInt64();
+        var progressed = cluster.WaitFor(id, s => s.GetProperty("step").GetInt64() > resumedAt + 20 || s.GetProperty("state").GetString() != "Running",
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("Running", progressed.GetProperty("state").GetString());
+
+        // Second loss: maxFailures (1) is spent, so the job fails and says why.
+        var second = Victim(progressed);
+        cluster.Kill9(cluster.NodeAt(second));
+        var failed = cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Failed" or "Completed", TimeSpan.FromSeconds(60));
+        Assert.Equal("Failed", failed.GetProperty("state").GetString());
+        var error = failed.GetProperty("error").GetString()!;
+        Assert.Contains(second, error);
+        Assert.Contains("maxFailures is 1", error);
+    }
+}

@@ -277,7 +277,9 @@ public static class ClusterCommands
 
     private static string Checkpoint(JsonElement s, string name) =>
         s.TryGetProperty(name, out var c) && c.ValueKind == JsonValueKind.Object
-            ? $"step {Text(c, "step")}, accuracy {Number(c, "accuracy", "F4")}, {(c.GetProperty("verified").GetBoolean() ? "verified" : "UNVERIFIED")}, {Text(c, "path")}"
+            ? $"step {Text(c, "step")}, " +
+              (Number(c, "accuracy", "F4") is { Length: > 0 } accuracy ? $"accuracy {accuracy}" : "not evaluated yet") +
+              $", {(c.GetProperty("verified").GetBoolean() ? "verified" : "UNVERIFIED")}, {Text(c, "path")}"
             : "";
 
     private static string JobPath(string id) => "/api/v1/jobs/" + Uri.EscapeDataString(id);

@@ -114,7 +114,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             if (_book.Find(m.JobId) is not { State: JobState.Running } job) return;
             if (job.Failures >= job.MaxFailures)
             {
-                FailJob(m.JobId, job.MaxFailures == 0 ? m.Reason : $"{m.Reason} (after {job.Failures} recoveries; maxFailures is {job.MaxFailures})");
+                FailJob(m.JobId, job.MaxFailures == 0 ? m.Reason
+                    : $"{m.Reason} (after {job.Failures} {(job.Failures == 1 ? "recovery" : "recoveries")}; maxFailures is {job.MaxFailures})");
                 return;
             }
             Persist(new JobRecovering(m.JobId, m.Reason, Now()), e =>
