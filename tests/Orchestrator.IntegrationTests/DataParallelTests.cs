@@ -111,6 +111,10 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     private void RestartIfDown(string node)
     {
         if (_cluster.IsRunning(node)) _cluster.Kill9(node);   // still up after a failed assertion: replace it, it may be downed
+        // Start it again only once its old incarnation has left the cluster. A new incarnation on the same
+        // address while the old one is still an unreachable member made the split-brain resolver down the
+        // coordinator as "indirectly connected" in one run here.
+        _cluster.WaitUntilRemoved(_cluster.Address(node), TimeSpan.FromSeconds(60));
         _cluster.Start(node);
         _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));
     }

@@ -152,6 +152,17 @@ public sealed class LocalCluster : IDisposable
         Thread.Sleep(TimeSpan.FromSeconds(5));
     }
 
+    /// <summary>Waits until the job manager no longer lists a worker at <paramref name="address"/> (its node was downed and removed).</summary>
+    public void WaitUntilRemoved(string address, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (Json("workers").EnumerateArray().Any(w => w.GetProperty("node").GetString() == address))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{address} still a member after {timeout}");
+            Thread.Sleep(500);
+        }
+    }
+
     public string Log(string node) => File.ReadAllText(Path.Combine(Dir, "logs", node + ".log"));
 
     public void Dispose()
