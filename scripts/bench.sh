@@ -39,7 +39,10 @@ if ! "$python" -c 'import torch' 2>/dev/null || ! blas_ok; then
 fi
 have_torch=0; "$python" -c 'import torch' 2>/dev/null && have_torch=1
 
-work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+work="$(mktemp -d)"
+clusters=()   # local clusters this run started: all are stopped at exit
+cleanup() { for d in "${clusters[@]}"; do "$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$d" >/dev/null 2>&1; done; rm -rf "$work"; }
+trap cleanup EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { "$python" -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p"; }
 
@@ -124,7 +127,7 @@ echo
 echo "== 3. 2-worker training (batch 32 per worker; samples/s over both workers; median of $reps) =="
 cluster_dir="$work/cluster"
 "$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$cluster_dir" >/dev/null
-trap '"$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$cluster_dir" >/dev/null 2>&1; rm -rf "$work"' EXIT
+clusters+=("$cluster_dir")
 printf '%-8s %6s %14s %10s %14s %8s %22s\n' model steps orchestrator comm-share ddp ratio "worker peak RSS (MiB)"
 for model in mlp lenet; do
   steps=$([ "$model" = mlp ] && echo 600 || echo 200)
@@ -173,7 +176,7 @@ echo
 echo "== 5. recovery after kill -9 of a worker (2-worker job, spare worker up, shipped timings; median of $reps) =="
 rec_dir="$work/recovery"
 "$ORCH_ROOT/scripts/local-cluster.sh" up --workers 3 --dir "$rec_dir" >/dev/null
-trap '"$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$rec_dir" >/dev/null 2>&1; rm -rf "$work"' EXIT
+clusters+=("$rec_dir")
 cat >"$work/recover.json" <<JOB
 { "name": "bench-recover", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": 2, "epochs": 3,
   "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },

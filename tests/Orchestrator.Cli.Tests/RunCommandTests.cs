@@ -35,6 +35,29 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_missing_or_damaged_checkpoint_to_resume_from_and_a_file_as_checkpoint_folder_exit_2_naming_the_option()
+    {
+        var job = JobFile("""{ "name": "a", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "maxSteps": 1 }""");
+        var missing = Cli.Run("run", job, "--resume", Path.Combine(_folder, "no-such-checkpoint"));
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("--resume: no checkpoint at", missing.Stderr);
+
+        var notCommitted = Path.Combine(_folder, "step-000000005");
+        Directory.CreateDirectory(notCommitted);
+        File.WriteAllText(Path.Combine(notCommitted, "model.safetensors"), "not safetensors");
+        var damaged = Cli.Run("run", job, "--resume", notCommitted);
+        Assert.Equal(2, damaged.ExitCode);
+        Assert.Contains("is not a valid checkpoint: manifest missing", damaged.Stderr);
+
+        var file = Path.Combine(_folder, "a-file");
+        File.WriteAllText(file, "x");
+        var fileAsFolder = Cli.Run("run", job, "--checkpoint-dir", file);
+        Assert.Equal(2, fileAsFolder.ExitCode);
+        Assert.Contains("--checkpoint-dir", fileAsFolder.Stderr);
+        foreach (var r in new[] { missing, damaged, fileAsFolder }) AssertNoStackTrace(r);
+    }
+
+    [Fact]
     public void A_missing_job_file_or_bad_option_exits_2()
     {
         var missing = Cli.Run("run", Path.Combine(_folder, "nope.json"));

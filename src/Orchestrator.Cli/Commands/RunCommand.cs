@@ -55,6 +55,8 @@ public static class RunCommand
         TorchSharp.torch.Device device;
         try { device = DeviceSelector.Resolve(deviceName); }
         catch (ArgumentException ex) { throw new UsageException($"--device: {ex.Message}"); }
+        if (checkpointDir is not null && File.Exists(checkpointDir))
+            throw new UsageException($"--checkpoint-dir: {checkpointDir} is a file, not a folder");
         TrainingSnapshot? resume = null;
         if (resumePath is not null)
         {

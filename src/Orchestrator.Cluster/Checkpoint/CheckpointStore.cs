@@ -35,6 +35,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     private sealed record Publish(string JobId, IReadOnlyList<CheckpointInfo> Checkpoints);
     private sealed record SendSnapshot(FetchCheckpoint Request, IActorRef To, TrainingSnapshot Snapshot);
     private sealed record Sweep;
+    private sealed record Reply(IActorRef To, object Message);
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -96,6 +97,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
             var (offer, payload) = SnapshotTransfer.Pack(s.Request.TransferId, s.Request.JobId, "", s.Snapshot);
             Context.ActorOf(SnapshotSender.Props(s.To, offer, payload));
         });
+        Receive<Reply>(r => r.To.Tell(r.Message));
         Receive<TransferDone>(done =>
         {
             if (!done.Ok) _log.Warning("sending checkpoint (transfer {0}) failed: {1}", done.TransferId, done.Detail);
@@ -203,16 +205,14 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         var to = Sender;
         if (!ValidJobId(fetch.JobId)) { to.Tell(new TransferDone(fetch.TransferId, false, $"invalid job id '{fetch.JobId}'")); return; }
         var folder = CheckpointFolder.StepFolder(JobRoot(fetch.JobId), fetch.Step);
-        _disk = _disk.ContinueWith(_ =>
+        OnDisk(() =>
+        {
+            try { return (object)new SendSnapshot(fetch, to, CheckpointFolder.Load(folder)); }
+            catch (CheckpointInvalidException ex)
             {
-                try { return (object)new SendSnapshot(fetch, to, CheckpointFolder.Load(folder)); }
-                catch (CheckpointInvalidException ex)
-                {
-                    to.Tell(new TransferDone(fetch.TransferId, false, $"checkpoint at step {fetch.Step} of job {fetch.JobId} is not valid: {ex.Message}"));
-                    return ActorRefs.Nobody;   // nothing to send
-                }
-            }, TaskScheduler.Default)
-            .PipeTo(Self);
+                return new Reply(to, new TransferDone(fetch.TransferId, false, $"checkpoint at step {fetch.Step} of job {fetch.JobId} is not valid: {ex.Message}"));
+            }
+        }, Self);
     }
 
     private LatestCheckpoint Latest(string jobId)

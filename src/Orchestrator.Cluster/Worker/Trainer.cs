@@ -42,7 +42,7 @@ public sealed class Trainer : ReceiveActor
     private readonly TaskCompletionSource<TrainingSnapshot?> _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SnapshotAssembly? _download;
     private string _downloadId = "";
-    private int _uploads;
+    private bool _uploading;
     private UploadSnapshot? _waiting;
     private readonly IActorRef _self;   // for the compute thread, which has no actor context
     private TrainingCompleted? _completedWhenUploaded;
@@ -85,7 +85,7 @@ public sealed class Trainer : ReceiveActor
         Receive<StopTraining>(_ => _cancel.Cancel());
         Receive<TrainingCompleted>(done =>
         {
-            if (_uploads > 0) { _completedWhenUploaded = done; return; }   // the last checkpoint is still on its way
+            if (_uploading) { _completedWhenUploaded = done; return; }   // the last checkpoint is still on its way
             parent.Tell(done);
             Context.Stop(Self);
         });
@@ -146,7 +146,7 @@ public sealed class Trainer : ReceiveActor
     private void Upload(UploadSnapshot upload)
     {
         if (_start.CheckpointStore.Length == 0) return;
-        if (_uploads > 0)
+        if (_uploading)
         {
             if (_waiting is { } dropped)
                 Context.GetLogger().Warning("job {0}: checkpoint at step {1} skipped: the one before it is still being sent, and a newer one is ready",
@@ -156,7 +156,7 @@ public sealed class Trainer : ReceiveActor
         }
         var (offer, payload) = SnapshotTransfer.Pack(SnapshotTransfer.NewId(), _start.JobId, _start.SpecJson, upload.Snapshot);
         Context.ActorOf(SnapshotSender.Props(Store(), offer, payload));
-        _uploads++;
+        _uploading = true;
     }
 
     private void OnTransferDone(TransferDone done)
@@ -166,7 +166,7 @@ public sealed class Trainer : ReceiveActor
             if (!done.Ok) _resume.TrySetException(new CheckpointInvalidException(done.Detail));
             return;
         }
-        _uploads--;
+        _uploading = false;
         // A failed write is reported to the job's status by the store; here it only needs a log line.
         if (!done.Ok) Context.GetLogger().Warning("job {0}: checkpoint not stored: {1}", _start.JobId, done.Detail);
         if (_waiting is { } next)
@@ -175,7 +175,7 @@ public sealed class Trainer : ReceiveActor
             Upload(next);
             return;
         }
-        if (_uploads == 0 && _completedWhenUploaded is { } completed)
+        if (_completedWhenUploaded is { } completed)
         {
             Context.Parent.Tell(completed);
             Context.Stop(Self);

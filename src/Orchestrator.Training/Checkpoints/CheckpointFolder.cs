@@ -72,6 +72,8 @@ public static class CheckpointFolder
                 snapshot.Generation, snapshot.Digest, DateTimeOffset.UtcNow.ToString("O"),
                 [Entry(ModelFileName, snapshot.ModelFile), Entry(OptimizerFileName, snapshot.OptimizerFile)]);
             AtomicFile.WriteAllBytes(manifestPath, JsonSerializer.SerializeToUtf8Bytes(manifest, Json));
+            // What was just committed, from memory: reading and hashing the files back would only repeat the write's work.
+            return new CheckpointInfo(p.Step, p.Epoch, folder, true, null, manifest, null);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -79,7 +81,6 @@ public static class CheckpointFolder
             if (created) TryDeleteFolder(folder);
             throw;
         }
-        return Verify(folder);
     }
 
     /// <summary>Every checkpoint folder of a job, oldest first, each verified now.</summary>

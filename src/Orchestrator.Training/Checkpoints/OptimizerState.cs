@@ -58,13 +58,13 @@ public static class OptimizerState
             switch (states[i])
             {
                 case SGD.State sgd:
-                    sgd.momentum_buffer = Take("momentum_buffer." + name, parameter, required: false) ?? sgd.momentum_buffer;
+                    sgd.momentum_buffer = Replace(sgd.momentum_buffer, Take("momentum_buffer." + name, parameter, required: false));
                     break;
                 case Adam.State adam:
                     adam.step = BitConverter.ToInt64(Need("step." + name).Data.Span);
-                    adam.exp_avg = Take("exp_avg." + name, parameter, required: true)!;
-                    adam.exp_avg_sq = Take("exp_avg_sq." + name, parameter, required: true)!;
-                    adam.max_exp_avg_sq = Take("max_exp_avg_sq." + name, parameter, required: false) ?? adam.max_exp_avg_sq;
+                    adam.exp_avg = Replace(adam.exp_avg, Take("exp_avg." + name, parameter, required: true))!;
+                    adam.exp_avg_sq = Replace(adam.exp_avg_sq, Take("exp_avg_sq." + name, parameter, required: true))!;
+                    adam.max_exp_avg_sq = Replace(adam.max_exp_avg_sq, Take("max_exp_avg_sq." + name, parameter, required: false));
                     break;
                 default:
                     throw new NotSupportedException($"no checkpoint support for optimizer state {states[i].GetType().Name}");
@@ -98,6 +98,14 @@ public static class OptimizerState
             if (like.device.type == TorchSharp.DeviceType.CPU) return cpu;
             using (cpu) return cpu.to(like.device);
         }
+    }
+
+    /// <summary>The restored tensor in place of the old one (disposed: it holds native memory); the old one when nothing was restored.</summary>
+    private static Tensor? Replace(Tensor? old, Tensor? restored)
+    {
+        if (restored is null) return old;
+        old?.Dispose();
+        return restored;
     }
 
     private static OptimizerHelper Helper(optim.Optimizer optimizer) => optimizer as OptimizerHelper
