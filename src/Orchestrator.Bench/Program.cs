@@ -12,7 +12,7 @@ using Orchestrator.Core.Settings;
 // One rank of the all-reduce benchmark. Every rank is a cluster member (so the failure detector
 // watches the same connection that carries the chunks) and sums float32 buffers over the ring.
 // Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp
-//                           --mib 16,64 --reps N [--seconds S] [--chunk-kib K] [--window W]
+//                           --mib 16,64 --reps N [--seconds S] [--warmup-seconds S] [--chunk-kib K] [--window W]
 // Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw, unreachable events, peak RSS.
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--")).ToDictionary(p => p.a[2..], p => args[p.i + 1]);
 int rank = int.Parse(options["rank"]);
@@ -22,6 +22,7 @@ var transport = options["transport"];
 var sizes = options["mib"].Split(',').Select(s => int.Parse(s) * 1024 * 1024).ToArray();
 int reps = int.Parse(options.GetValueOrDefault("reps", "5"));
 double soakSeconds = double.Parse(options.GetValueOrDefault("seconds", "0"), CultureInfo.InvariantCulture);
+double warmupSeconds = double.Parse(options.GetValueOrDefault("warmup-seconds", "2"), CultureInfo.InvariantCulture);
 int world = ports.Length;
 
 var config = ConfigurationFactory.ParseString($$"""
@@ -59,22 +60,28 @@ inbox.Engine = engine;
 Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
 tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, TimeSpan.FromSeconds(30), CancellationToken.None);
 
+var barrier = new float[1];
 foreach (var bytes in sizes)
 {
     var data = new float[bytes / sizeof(float)];
     var times = new List<double>();
     var soak = Stopwatch.StartNew();
     int runs = 0;
+    // Timed runs start once the JIT has settled: tiered compilation was still optimizing the hot path
+    // seconds into a run, and measuring then made a 64 MiB all-reduce look a third slower than it is.
+    bool warm = false;
     // Every rank must run the same number of all-reduces, so rank 0 decides when to stop and says so
     // in element 0 of the buffer (the others put 0 there, so the sum is rank 0's word).
     for (bool more = true; more; runs++)
     {
         Array.Fill(data, rank + 1);
-        bool wantMore = runs < reps + 2 || (soakSeconds > 0 && soak.Elapsed.TotalSeconds < soakSeconds);
-        data[0] = rank == 0 && wantMore ? 1 : 0;
+        bool last = warm && times.Count >= reps - 1 && soak.Elapsed.TotalSeconds >= soakSeconds;
+        data[0] = rank == 0 && !last ? 1 : 0;
+        engine.AllReduce(barrier);   // every rank starts the clock together, as gloo's benchmark does with dist.barrier()
         var clock = Stopwatch.StartNew();
-        engine.AllReduceAsync(data).GetAwaiter().GetResult();
-        if (runs >= 2) times.Add(clock.Elapsed.TotalSeconds);   // the first two warm up connections and pools
+        engine.AllReduce(data);
+        if (warm) times.Add(clock.Elapsed.TotalSeconds);
+        else warm = runs >= 1 && soak.Elapsed.TotalSeconds >= warmupSeconds;
         more = data[0] > 0;
         // A wrong sum must not pass as fast.
         double expected = world * (world + 1) / 2.0;

@@ -3,13 +3,23 @@ using Orchestrator.Core.Protocol;
 namespace Orchestrator.Collectives;
 
 /// <summary>
-/// The engine's view of the network: its two ring neighbours. Sends must not block (they enqueue);
-/// the link takes ownership of the message, including a chunk's pooled payload, which it returns
-/// with <see cref="RingBuffers.Return"/> once the bytes are written (or hands to the receiving engine,
-/// which returns it). Received messages go to <see cref="RingAllReduce.Deliver"/>.
+/// The engine's view of the network: its two ring neighbours. Nothing here may block for long: the
+/// engine calls these while it holds its state, from whichever thread delivered the message it is
+/// reacting to. Received messages go to <see cref="RingAllReduce.Deliver"/>.
 /// </summary>
 public interface IRingLink
 {
+    /// <summary>
+    /// Sends <paramref name="data"/> to the right-hand neighbour as chunk <paramref name="sequence"/>.
+    /// The values are borrowed from the caller's bucket, never copied by the engine: a link may copy
+    /// them now or write them later, because the engine does not change them before the neighbour has
+    /// acknowledged them, and after a failed collective they still live in a managed array.
+    /// </summary>
+    void SendChunk(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> data);
+
+    /// <summary>Control messages to the right-hand neighbour (aborts travelling around the ring).</summary>
     void SendRight(IRingMessage message);
+
+    /// <summary>Control messages to the left-hand neighbour (credits, aborts).</summary>
     void SendLeft(IRingMessage message);
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
-using System.Threading.Channels;
 using Orchestrator.Core.Protocol;
 
 namespace Orchestrator.Collectives;
@@ -12,23 +11,31 @@ namespace Orchestrator.Collectives;
 /// <see cref="CollectiveOptions.Window"/> chunks in flight per link. Every rank ends with the same
 /// bytes: each segment is summed along one chain and then copied, never re-added.
 ///
+/// The engine is a state machine that runs on whichever thread delivers a message (the TCP link's
+/// reader, the actor that receives Akka messages): a chunk is added into the bucket, acknowledged and
+/// forwarded right where it arrives, because a hand-off to another thread per chunk cost more than
+/// the work (measured with scripts/bench.sh on 2 cores). The caller of <see cref="AllReduce"/> sends
+/// the first chunks and then only waits. Outgoing chunks are not copied by the engine: the link
+/// borrows them from the bucket.
+///
 /// No hangs: a collective that makes no progress for <see cref="CollectiveOptions.Deadline"/>, a gap
 /// in chunk sequence numbers, or an abort from another rank fails the collective on this rank with
 /// a <see cref="CollectiveFailedException"/> that names the missing rank(s); this rank's diagnosis
 /// travels around the ring so that every rank learns it. After a failure the instance is finished:
 /// the ring is re-formed with a new generation and a new instance.
 ///
-/// Calls to <see cref="AllReduceAsync"/> must not overlap; every rank calls it the same number of
-/// times with buffers of the same length. <see cref="Deliver"/> may be called from any thread.
+/// Calls to <see cref="AllReduce"/> must not overlap; every rank calls it the same number of times
+/// with buffers of the same length. <see cref="Deliver"/> may be called from any thread.
 /// </summary>
 public sealed class RingAllReduce
 {
     private readonly RingTopology _ring;
     private readonly IRingLink _link;
     private readonly CollectiveOptions _options;
-    private readonly Channel<IRingMessage> _inbox = Channel.CreateUnbounded<IRingMessage>();   // multi-reader kind: it can Count, which credit batching asks
+    private readonly object _gate = new();
     // Messages for a collective this rank has not started yet (a fast neighbour is allowed to be ahead).
     private readonly List<IRingMessage> _early = [];
+    private Collective? _active;
     private long _collective;
     private string? _failure;
 
@@ -44,124 +51,160 @@ public sealed class RingAllReduce
     public RingTopology Ring => _ring;
 
     /// <summary>Messages dropped because they belonged to an older generation or an earlier collective.</summary>
-    public long StaleDropped { get; private set; }
+    public long StaleDropped { get { lock (_gate) return _staleDropped; } }
+    private long _staleDropped;
 
-    /// <summary>Called by the link for every message from a neighbour.</summary>
+    /// <summary>Called by the link for every message from a neighbour; handles it on the calling thread.</summary>
     public void Deliver(IRingMessage message)
     {
-        if (!_inbox.Writer.TryWrite(message) && message is RingChunk chunk) RingBuffers.Return(chunk.Payload);
-    }
-
-    /// <summary>Sums <paramref name="data"/> element-wise across the ring, in place, bucket by bucket.</summary>
-    public async Task AllReduceAsync(Memory<float> data, CancellationToken cancellation = default)
-    {
-        if (_failure is not null) throw new InvalidOperationException($"this ring (generation {_ring.Generation}) already failed: {_failure}");
-        if (_ring.Size == 1) return;
-        for (int start = 0; start < data.Length; start += _options.BucketElements)
+        lock (_gate)
         {
-            var bucket = data.Slice(start, Math.Min(_options.BucketElements, data.Length - start));
-            await new Collective(this, ++_collective, bucket).RunAsync(cancellation).ConfigureAwait(false);
+            if (message.Generation == _ring.Generation)
+            {
+                if (_active is { } active && message.Collective == active.Id)
+                {
+                    active.Handle(message);
+                    if (active.IsDone || _failure is not null) Monitor.PulseAll(_gate);
+                    return;
+                }
+                if (message.Collective > _collective)
+                {
+                    _early.Add(message);
+                    return;
+                }
+                // Credits for the last chunks of a finished collective arrive after it ended: normal.
+                if (message is RingCredit) return;
+            }
+            Drop(message);
         }
     }
 
-    /// <summary>The state of one bucket's reduction on this rank.</summary>
+    /// <summary>Sums <paramref name="data"/> element-wise across the ring, in place, bucket by bucket.</summary>
+    /// <exception cref="ArgumentException">The data is not in a managed array (the link may read it after a failure).</exception>
+    public void AllReduce(Memory<float> data, CancellationToken cancellation = default)
+    {
+        if (!MemoryMarshal.TryGetArray<float>(data, out _))
+            throw new ArgumentException("all-reduce data must live in a managed array: the link borrows it", nameof(data));
+        if (_failure is not null) throw new InvalidOperationException($"this ring (generation {_ring.Generation}) already failed: {_failure}");
+        if (_ring.Size == 1) return;
+        for (int start = 0; start < data.Length; start += _options.BucketElements)
+            Run(data.Slice(start, Math.Min(_options.BucketElements, data.Length - start)), cancellation);
+    }
+
+    private void Run(Memory<float> bucket, CancellationToken cancellation)
+    {
+        using var wake = cancellation.Register(() => { lock (_gate) Monitor.PulseAll(_gate); });
+        lock (_gate)
+        {
+            var collective = new Collective(this, ++_collective, bucket);
+            _active = collective;
+            try
+            {
+                collective.Start();
+                collective.Wait(cancellation);
+            }
+            finally { _active = null; }
+        }
+    }
+
+    private void Drop(IRingMessage message)
+    {
+        _staleDropped++;
+        if (message is RingChunk chunk) RingBuffers.Return(chunk.Payload);
+    }
+
+    /// <summary>The state of one bucket's reduction on this rank. Every member runs under the engine's lock.</summary>
     private sealed class Collective(RingAllReduce engine, long id, Memory<float> bucket)
     {
         private readonly RingSchedule _plan = RingSchedule.Create(bucket.Length, engine._ring.Size, engine._ring.Rank, engine._options.ChunkElements);
-        private readonly Queue<IRingMessage> _pending = new();
         private int _sent, _applied, _credits = engine._options.Window, _acknowledged;
         private long _lastProgress = Stopwatch.GetTimestamp();
         private int _fromLeft;
         private int _uncredited;
+        private readonly Dictionary<int, RingAbort> _reports = new();
+
+        // Credits go back in batches of a quarter window (fewer messages), and always for the last chunk.
         private int CreditBatch => Math.Max(1, engine._options.Window / 4);
 
+        public long Id => id;
+        // Done when every chunk is in and every chunk sent was acknowledged: the link may still be reading an
+        // unacknowledged chunk's values from the bucket, which the caller is free to change once this returns.
+        public bool IsDone => _applied == _plan.Incoming.Count && _sent == _plan.Outgoing.Count && _acknowledged == _sent;
         private RingTopology Ring => engine._ring;
         private int Generation => Ring.Generation;
 
-        public async Task RunAsync(CancellationToken cancellation)
-        {
-            TakeEarlyMessages();
-            while (_applied < _plan.Incoming.Count || _sent < _plan.Outgoing.Count)
-            {
-                SendReady();
-                if (_applied == _plan.Incoming.Count && _sent == _plan.Outgoing.Count) break;
-                var message = await NextAsync(cancellation).ConfigureAwait(false);
-                if (message is null)
-                {
-                    var (report, suspects, certain) = Diagnose();
-                    Fail(report, suspects, certain);
-                }
-                else Handle(message);
-                if (engine._failure is not null) await GatherReportsAndThrowAsync(cancellation).ConfigureAwait(false);
-            }
-        }
-
-        private void TakeEarlyMessages()
+        /// <summary>Takes what a fast neighbour already sent for this collective and sends the first chunks.</summary>
+        public void Start()
         {
             var early = engine._early;
             for (int i = 0; i < early.Count; i++)
             {
                 if (early[i].Collective != id) continue;
-                _pending.Enqueue(early[i]);
+                var message = early[i];
                 early.RemoveAt(i--);
+                Handle(message);
+            }
+            SendReady();
+        }
+
+        /// <summary>Until done, failed, cancelled, or a whole deadline without progress (then: diagnose and fail).</summary>
+        public void Wait(CancellationToken cancellation)
+        {
+            while (!IsDone && engine._failure is null)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var remaining = engine._options.Deadline - Stopwatch.GetElapsedTime(_lastProgress);
+                if (remaining <= TimeSpan.Zero)
+                {
+                    var (report, suspects, certain) = Diagnose();
+                    Fail(report, suspects, certain);
+                    break;
+                }
+                Monitor.Wait(engine._gate, remaining);
+            }
+            if (engine._failure is null) return;
+            // Listen a little for the other ranks' reports (handled by Deliver meanwhile): the rank next to a
+            // dead peer knows best.
+            var until = Stopwatch.GetTimestamp() + (long)(engine._options.AbortGrace.TotalSeconds * Stopwatch.Frequency);
+            for (long now; (now = Stopwatch.GetTimestamp()) < until;)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                Monitor.Wait(engine._gate, TimeSpan.FromSeconds((until - now) / (double)Stopwatch.Frequency));
+            }
+            Throw();
+        }
+
+        public void Handle(IRingMessage message)
+        {
+            switch (message)
+            {
+                case RingChunk chunk when engine._failure is not null:
+                    RingBuffers.Return(chunk.Payload);
+                    break;
+                case RingChunk chunk:
+                    Apply(chunk);
+                    SendReady();
+                    break;
+                case RingCredit credit:
+                    _credits += credit.Count;
+                    _acknowledged += credit.Count;
+                    _lastProgress = Stopwatch.GetTimestamp();
+                    SendReady();
+                    break;
+                case RingAbort abort:
+                    OnAbort(abort);
+                    break;
             }
         }
 
         private void SendReady()
         {
-            var span = bucket.Span;
-            while (_sent < _plan.Outgoing.Count && _credits > 0 && _plan.IsReady(_sent, _applied))
+            while (engine._failure is null && _sent < _plan.Outgoing.Count && _credits > 0 && _plan.IsReady(_sent, _applied))
             {
                 var chunk = _plan.Outgoing[_sent];
-                int bytes = chunk.Count * sizeof(float);
-                var payload = RingBuffers.Rent(bytes);
-                MemoryMarshal.AsBytes(span.Slice(chunk.Offset, chunk.Count)).CopyTo(payload);
-                engine._link.SendRight(new RingChunk(Generation, id, Ring.Rank, _sent, payload, bytes));
+                engine._link.SendChunk(Generation, id, Ring.Rank, _sent, bucket.Slice(chunk.Offset, chunk.Count));
                 _sent++;
                 _credits--;
-            }
-        }
-
-        private async ValueTask<IRingMessage?> NextAsync(CancellationToken cancellation)
-        {
-            if (_pending.TryDequeue(out var early)) return early;
-            var reader = engine._inbox.Reader;
-            if (reader.TryRead(out var message)) return message;
-            var remaining = engine._options.Deadline - Stopwatch.GetElapsedTime(_lastProgress);
-            if (remaining <= TimeSpan.Zero) return null;
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            timeout.CancelAfter(remaining);
-            try
-            {
-                while (await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false))
-                    if (reader.TryRead(out message)) return message;
-            }
-            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested) { }
-            return reader.TryRead(out message) ? message : null;
-        }
-
-        private void Handle(IRingMessage message)
-        {
-            if (message.Generation != Generation || message.Collective < id)
-            {
-                // Credits for the last chunks of a finished collective arrive after it ended: normal.
-                if (message is not RingCredit || message.Generation != Generation) Drop(message);
-                return;
-            }
-            if (message.Collective > id)
-            {
-                engine._early.Add(message);
-                return;
-            }
-            switch (message)
-            {
-                case RingChunk chunk: Apply(chunk); break;
-                case RingCredit credit:
-                    _credits += credit.Count;
-                    _acknowledged += credit.Count;
-                    _lastProgress = Stopwatch.GetTimestamp();
-                    break;
-                case RingAbort abort: OnAbort(abort); break;
             }
         }
 
@@ -174,13 +217,18 @@ public sealed class RingAllReduce
                     Fail($"chunk {_applied} from {Ring.Describe(Ring.Left)} was lost (chunk {chunk.Sequence} arrived instead)", [Ring.Left]);
                     return;
                 }
+                if (_applied >= _plan.Incoming.Count)
+                {
+                    Fail($"{Ring.Describe(Ring.Left)} sent chunk {chunk.Sequence} of a collective that has {_plan.Incoming.Count}", [Ring.Left]);
+                    return;
+                }
                 var span = _plan.Incoming[_applied];
                 if (chunk.Length != span.Count * sizeof(float))
                 {
                     Fail($"chunk {_applied} from {Ring.Describe(Ring.Left)} has {chunk.Length} bytes, expected {span.Count * sizeof(float)}", [Ring.Left]);
                     return;
                 }
-                var source = MemoryMarshal.Cast<byte, float>(chunk.Payload.AsSpan(0, chunk.Length));
+                var source = MemoryMarshal.Cast<byte, float>(chunk.Data);
                 var target = bucket.Span.Slice(span.Offset, span.Count);
                 if (_plan.IsReduceStep(span.Step)) AddInto(target, source);
                 else source.CopyTo(target);
@@ -189,10 +237,7 @@ public sealed class RingAllReduce
             _applied++;
             _fromLeft++;
             _lastProgress = Stopwatch.GetTimestamp();
-            // Credits go back in batches of up to a quarter window while chunks queue up (fewer messages on
-            // the Akka link), and at once whenever nothing else is waiting: a live rank that is idle has
-            // acknowledged everything, which is what the stall diagnosis relies on.
-            if (++_uncredited >= CreditBatch || (_pending.Count == 0 && engine._inbox.Reader.Count == 0) || _applied == _plan.Incoming.Count)
+            if (++_uncredited >= CreditBatch || _applied == _plan.Incoming.Count)
             {
                 engine._link.SendLeft(new RingCredit(Generation, id, Ring.Rank, _uncredited));
                 _uncredited = 0;
@@ -210,12 +255,6 @@ public sealed class RingAllReduce
                 i = t.Length * Vector<float>.Count;
             }
             for (; i < target.Length; i++) target[i] += source[i];
-        }
-
-        private void Drop(IRingMessage message)
-        {
-            engine.StaleDropped++;
-            if (message is RingChunk chunk) RingBuffers.Return(chunk.Payload);
         }
 
         /// <summary>
@@ -236,16 +275,17 @@ public sealed class RingAllReduce
                 else
                     uncertain.Add(($"{Ring.Describe(Ring.Left)} sent nothing for {seconds:0.#} s after {_fromLeft} chunk(s)", Ring.Left));
             }
+            // A live right-hand neighbour holds back fewer than a credit batch of acknowledgements.
             int outstanding = _sent - _acknowledged;
-            if (outstanding > 0)
+            if (outstanding >= CreditBatch)
                 certain.Add(($"{Ring.Describe(Ring.Right)} acknowledged none of the last {outstanding} chunk(s) sent to it in {seconds:0.#} s", Ring.Right));
+            else if (outstanding > 0)
+                uncertain.Add(($"{Ring.Describe(Ring.Right)} acknowledged none of the last {outstanding} chunk(s) sent to it in {seconds:0.#} s", Ring.Right));
             var all = certain.Concat(uncertain).ToList();
             var report = all.Count == 0 ? $"no progress for {seconds:0.#} s" : string.Join("; ", all.Select(p => p.Item1));
             var suspects = (certain.Count > 0 ? certain : uncertain).Select(p => p.Item2).Distinct().ToArray();
             return (report, suspects, certain.Count > 0);
         }
-
-        private readonly Dictionary<int, RingAbort> _reports = new();
 
         /// <summary>Records this rank's diagnosis, tells both neighbours, and marks the engine failed.</summary>
         private void Fail(string report, int[] suspects, bool certain = true)
@@ -266,29 +306,6 @@ public sealed class RingAllReduce
             if (abort.FromRank == Ring.Left) engine._link.SendRight(forwarded);
             else engine._link.SendLeft(forwarded);
             engine._failure ??= abort.Report;
-        }
-
-        /// <summary>After failing here, listen a little for the other ranks' reports: the rank next to a dead peer knows best.</summary>
-        private async Task GatherReportsAndThrowAsync(CancellationToken cancellation)
-        {
-            var until = Stopwatch.GetTimestamp() + (long)(engine._options.AbortGrace.TotalSeconds * Stopwatch.Frequency);
-            var reader = engine._inbox.Reader;
-            while (Stopwatch.GetTimestamp() < until)
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-                timeout.CancelAfter(TimeSpan.FromSeconds(Math.Max(0, (until - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency)));
-                try
-                {
-                    if (!await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false)) break;
-                }
-                catch (OperationCanceledException) when (!cancellation.IsCancellationRequested) { break; }
-                while (reader.TryRead(out var message))
-                {
-                    if (message is RingAbort abort && abort.Generation == Generation && abort.Collective == id) OnAbort(abort);
-                    else if (message is RingChunk chunk) RingBuffers.Return(chunk.Payload);
-                }
-            }
-            Throw();
         }
 
         private void Throw()

@@ -16,12 +16,7 @@ public abstract class LinkRing : IDisposable
     public static LinkRing Create(string transport, int size, CollectiveOptions options) =>
         transport == "tcp" ? new TcpRing(size, options) : new AkkaRing(size, options);
 
-    public Task<Exception?>[] RunAll(float[][] data, IEnumerable<int>? ranks = null) =>
-        (ranks ?? Enumerable.Range(0, Engines.Length)).Select(r => Task.Run(async () =>
-        {
-            try { await Engines[r].AllReduceAsync(data[r]); return (Exception?)null; }
-            catch (Exception ex) { return ex; }
-        })).ToArray();
+    public Task<Exception?>[] RunAll(float[][] data, IEnumerable<int>? ranks = null) => LoopbackRing.RunEach(Engines, data, ranks);
 
     public abstract void Dispose();
 }

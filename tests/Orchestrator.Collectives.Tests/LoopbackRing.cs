@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Orchestrator.Collectives;
 using Orchestrator.Core.Protocol;
 
@@ -5,10 +7,13 @@ namespace Orchestrator.Collectives.Tests;
 
 /// <summary>
 /// N engines in one process, joined by in-memory links, with hooks to lose, hold back or inspect
-/// messages: the all-reduce's tests run here, without Akka, sockets or TorchSharp.
+/// messages: the all-reduce's tests run here, without Akka, sockets or TorchSharp. Like a real link,
+/// each rank receives on a thread of its own, in order (the engine runs on the delivering thread,
+/// so delivering on the sender's thread would re-enter it).
 /// </summary>
 internal sealed class LoopbackRing
 {
+    private readonly BlockingCollection<IRingMessage>[] _inboxes;
     private readonly object _gate = new();
     private readonly int[] _inFlight;
 
@@ -26,6 +31,15 @@ internal sealed class LoopbackRing
         Topologies = Enumerable.Range(0, size).Select(r => new RingTopology(generation, r, nodes)).ToArray();
         _inFlight = new int[size];
         Engines = Topologies.Select(t => new RingAllReduce(t, new Link(this, t), options)).ToArray();
+        _inboxes = Enumerable.Range(0, size).Select(_ => new BlockingCollection<IRingMessage>()).ToArray();
+        for (int r = 0; r < size; r++)
+        {
+            int rank = r;
+            new Thread(() =>
+            {
+                foreach (var message in _inboxes[rank].GetConsumingEnumerable()) Engines[rank].Deliver(message);
+            }) { IsBackground = true, Name = $"loopback-rx {rank}" }.Start();
+        }
     }
 
     private void Route(int from, int to, IRingMessage message)
@@ -40,19 +54,30 @@ internal sealed class LoopbackRing
             if (message is RingChunk chunk) RingBuffers.Return(chunk.Payload);
             return;
         }
-        Engines[to].Deliver(message);
+        _inboxes[to].Add(message);
     }
 
     /// <summary>Runs one all-reduce on each of <paramref name="ranks"/> concurrently; returns each rank's outcome.</summary>
-    public Task<Exception?>[] RunAll(float[][] data, IEnumerable<int>? ranks = null) =>
-        (ranks ?? Enumerable.Range(0, Engines.Length)).Select(r => Task.Run(async () =>
+    public Task<Exception?>[] RunAll(float[][] data, IEnumerable<int>? ranks = null) => RunEach(Engines, data, ranks);
+
+    /// <summary>Each rank on a thread of its own: a collective blocks its caller, and a starved thread pool must not look like a stalled rank.</summary>
+    public static Task<Exception?>[] RunEach(RingAllReduce[] engines, float[][] data, IEnumerable<int>? ranks = null) =>
+        (ranks ?? Enumerable.Range(0, engines.Length)).Select(r => Task.Factory.StartNew(() =>
         {
-            try { await Engines[r].AllReduceAsync(data[r]); return (Exception?)null; }
+            try { engines[r].AllReduce(data[r]); return (Exception?)null; }
             catch (Exception ex) { return ex; }
-        })).ToArray();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
 
     private sealed class Link(LoopbackRing ring, RingTopology topology) : IRingLink
     {
+        public void SendChunk(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> data)
+        {
+            var bytes = MemoryMarshal.AsBytes(data.Span);
+            var payload = RingBuffers.Rent(bytes.Length);
+            bytes.CopyTo(payload);
+            ring.Route(topology.Rank, topology.Right, new RingChunk(generation, collective, fromRank, sequence, payload, bytes.Length));
+        }
+
         public void SendRight(IRingMessage message) => ring.Route(topology.Rank, topology.Right, message);
         public void SendLeft(IRingMessage message) => ring.Route(topology.Rank, topology.Left, message);
     }

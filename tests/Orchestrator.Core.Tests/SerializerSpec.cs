@@ -55,16 +55,29 @@ public sealed class SerializerSpec : IDisposable
     }
 
     [Fact]
-    public void A_ring_chunk_sends_only_its_data_not_the_whole_pooled_buffer()
+    public void A_ring_chunk_sends_only_its_data_and_its_frame_goes_out_without_a_copy()
     {
         var serializer = new OrchestratorSerializer((ExtendedActorSystem)_system);
         var pooled = new byte[70_000];
         pooled[0] = 1; pooled[999] = 2;
         var bytes = serializer.ToBinary(new RingChunk(1, 2, 0, 5, pooled, 1000));
-        Assert.True(bytes.Length < 1100, $"{bytes.Length} bytes on the wire for 1000 bytes of data");
+        Assert.Equal(RingChunk.HeaderBytes + 1000, bytes.Length);
         var back = (RingChunk)serializer.FromBinary(bytes, "r.chunk");
-        Assert.Equal(1000, back.Length);
-        Assert.Equal(2, back.Payload[999]);
+        Assert.Equal((1, 2L, 0, 5, 1000), (back.Generation, back.Collective, back.FromRank, back.Sequence, back.Length));
+        Assert.Equal(2, back.Data[999]);
+        Assert.Same(bytes, back.Payload);   // received: the chunk reads its values where they landed
+
+        var framed = RingChunk.Frame(3, 4, 1, 6, pooled.AsSpan(0, 1000));
+        Assert.Same(framed.Payload, serializer.ToBinary(framed));   // sent: the frame is the message's own array
+    }
+
+    [Fact]
+    public void A_ring_chunk_frame_that_lies_about_its_length_is_a_serialization_exception()
+    {
+        var serializer = new OrchestratorSerializer((ExtendedActorSystem)_system);
+        var frame = RingChunk.Frame(1, 2, 0, 5, new byte[100]).ToFrame();
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(frame[..^1], "r.chunk"));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(new byte[10], "r.chunk"));
     }
 
     public void Dispose() => _system.Terminate().Wait(TimeSpan.FromSeconds(10));
@@ -90,8 +103,8 @@ public sealed class SerializerSpec : IDisposable
                 list.SetValue(Create(element, seed + 2), 1);
                 return list;
             }
-            // A chunk's length must fit its payload (the serializer sends only that much).
-            if (type == typeof(RingChunk)) return new RingChunk(seed, seed + 1L, seed + 2, seed + 3, [1, 2, 3, (byte)seed], 4);
+            // A chunk travels as its wire frame, which a received chunk keeps as its payload.
+            if (type == typeof(RingChunk)) return RingChunk.Frame(seed, seed + 1L, seed + 2, seed + 3, [1, 2, 3, (byte)seed]);
             var singleton = type.GetField("Instance", BindingFlags.Public | BindingFlags.Static);
             if (singleton is not null) return singleton.GetValue(null)!;
             var ctor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).First();
@@ -107,7 +120,7 @@ public sealed class SerializerSpec : IDisposable
             System.Collections.IEnumerable items => "[" + string.Join(",", items.Cast<object?>().Select(Describe)) + "]",
             _ when value.GetType().IsPrimitive => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!,
             _ => value.GetType().Name + "{" + string.Join(";", value.GetType().GetProperties()
-                .Where(p => p.GetIndexParameters().Length == 0 && p.Name != "EqualityContract")
+                .Where(p => p.GetIndexParameters().Length == 0 && p.Name != "EqualityContract" && !p.PropertyType.IsByRefLike)
                 .Select(p => p.Name + "=" + Describe(p.GetValue(value)))) + "}",
         };
     }

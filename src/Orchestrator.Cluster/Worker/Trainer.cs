@@ -275,7 +275,7 @@ public sealed class Trainer : ReceiveActor
 
     private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation) : IGradientReducer
     {
-        public void SumAcrossWorkers(Memory<float> gradients) => engine.AllReduceAsync(gradients, cancellation).GetAwaiter().GetResult();
+        public void SumAcrossWorkers(Memory<float> gradients) => engine.AllReduce(gradients, cancellation);
     }
 
     private sealed class NoReduction : IGradientReducer

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Akka.Actor;
 using Orchestrator.Core.Protocol;
 
@@ -5,25 +6,20 @@ namespace Orchestrator.Collectives.Links;
 
 /// <summary>
 /// The <c>akka</c> transport: ring messages as Akka Remote messages between the neighbours' trainer
-/// actors, through the MessagePack serializer. Akka Remote serializes later, on its own thread, so a
-/// pooled payload cannot be returned after <c>Tell</c>: each chunk is copied once into an array of its
-/// exact size (under 80 KB, so it never reaches the large-object heap) and the pooled one goes back at
-/// once. The receiving trainer hands incoming messages to <see cref="RingAllReduce.Deliver"/>.
+/// actors, through our serializer. Akka Remote serializes later, on its own thread, so a chunk is
+/// copied once, from the bucket into its own wire frame (<see cref="RingChunk.Frame"/>: under 80 KB,
+/// so it never reaches the large-object heap), which the serializer then sends as it is. The
+/// receiving trainer hands incoming messages to <see cref="RingAllReduce.Deliver"/>.
 /// </summary>
 public sealed class AkkaRingLink(IActorRef left, IActorRef right, IActorRef self) : IRingLink
 {
     /// <summary>Chunks of this size stay far below the 256,000-byte frame size shipped in reference.conf.</summary>
     public const int ChunkBytes = 64 * 1024;
 
-    public void SendRight(IRingMessage message) => right.Tell(Detach(message), self);
+    public void SendChunk(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> data) =>
+        right.Tell(RingChunk.Frame(generation, collective, fromRank, sequence, MemoryMarshal.AsBytes(data.Span)), self);
 
-    public void SendLeft(IRingMessage message) => left.Tell(Detach(message), self);
+    public void SendRight(IRingMessage message) => right.Tell(message, self);
 
-    private static IRingMessage Detach(IRingMessage message)
-    {
-        if (message is not RingChunk chunk) return message;
-        var exact = chunk.Payload.AsSpan(0, chunk.Length).ToArray();
-        RingBuffers.Return(chunk.Payload);
-        return chunk with { Payload = exact };
-    }
+    public void SendLeft(IRingMessage message) => left.Tell(message, self);
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using MessagePack;
 
 namespace Orchestrator.Core.Protocol;
@@ -17,12 +18,69 @@ public interface IRingMessage : IOrchestratorMessage
 
 /// <summary>
 /// A piece of a bucket travelling to the right-hand neighbour: <see cref="Length"/> bytes of float32
-/// values (little-endian) at the start of <see cref="Payload"/>. The payload is usually rented from a
-/// pool and longer than <see cref="Length"/>: whoever consumes the message returns it.
+/// values (little-endian) at <see cref="Offset"/> in <see cref="Payload"/>. On the TCP link the payload
+/// is rented from a pool and may be longer than the data; whoever consumes the message returns it. On
+/// the Akka link the payload is the whole wire frame (<see cref="Frame"/>): the serializer sends it as
+/// it is and hands the received bytes back as the payload, so a chunk is copied once on its way out
+/// (from the bucket into its frame) and never on its way in.
 /// </summary>
-[MessagePackObject]
-public sealed record RingChunk([property: Key(0)] int Generation, [property: Key(1)] long Collective, [property: Key(2)] int FromRank,
-                               [property: Key(3)] int Sequence, [property: Key(4)] byte[] Payload, [property: Key(5)] int Length) : IRingMessage;
+public sealed record RingChunk(int Generation, long Collective, int FromRank, int Sequence, byte[] Payload, int Offset, int Length) : IRingMessage
+{
+    /// <summary>Generation, collective, from-rank, sequence and length, little-endian, ahead of the data.</summary>
+    public const int HeaderBytes = 4 + 8 + 4 + 4 + 4;
+
+    public RingChunk(int generation, long collective, int fromRank, int sequence, byte[] payload, int length)
+        : this(generation, collective, fromRank, sequence, payload, 0, length) { }
+
+    public ReadOnlySpan<byte> Data => Payload.AsSpan(Offset, Length);
+
+    /// <summary>A chunk whose payload is its own wire frame: the header, then a copy of <paramref name="data"/>.</summary>
+    public static RingChunk Frame(int generation, long collective, int fromRank, int sequence, ReadOnlySpan<byte> data)
+    {
+        var frame = new byte[HeaderBytes + data.Length];
+        data.CopyTo(frame.AsSpan(HeaderBytes));
+        var chunk = new RingChunk(generation, collective, fromRank, sequence, frame, HeaderBytes, data.Length);
+        chunk.WriteHeader(frame);
+        return chunk;
+    }
+
+    /// <summary>The wire frame: the payload itself when it is one, else a new array.</summary>
+    public byte[] ToFrame()
+    {
+        if ((uint)Offset > (uint)Payload.Length || (uint)Length > (uint)(Payload.Length - Offset))
+            throw new ArgumentException($"ring chunk data ({Length} bytes at {Offset}) outside its payload of {Payload.Length} bytes");
+        if (Offset == HeaderBytes && Payload.Length == HeaderBytes + Length)
+        {
+            WriteHeader(Payload);   // rewritten every time: a copy made with `with` shares the array
+            return Payload;
+        }
+        var frame = new byte[HeaderBytes + Length];
+        WriteHeader(frame);
+        Data.CopyTo(frame.AsSpan(HeaderBytes));
+        return frame;
+    }
+
+    /// <summary>Reads a frame; the chunk keeps <paramref name="frame"/> as its payload (no copy).</summary>
+    public static RingChunk FromFrame(byte[] frame)
+    {
+        if (frame.Length < HeaderBytes) throw new InvalidDataException($"ring chunk frame of {frame.Length} bytes is shorter than its header");
+        var h = frame.AsSpan();
+        int length = BinaryPrimitives.ReadInt32LittleEndian(h[20..]);
+        if (length != frame.Length - HeaderBytes)
+            throw new InvalidDataException($"ring chunk frame says {length} bytes of data but carries {frame.Length - HeaderBytes}");
+        return new RingChunk(BinaryPrimitives.ReadInt32LittleEndian(h), BinaryPrimitives.ReadInt64LittleEndian(h[4..]),
+            BinaryPrimitives.ReadInt32LittleEndian(h[12..]), BinaryPrimitives.ReadInt32LittleEndian(h[16..]), frame, HeaderBytes, length);
+    }
+
+    private void WriteHeader(Span<byte> h)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(h, Generation);
+        BinaryPrimitives.WriteInt64LittleEndian(h[4..], Collective);
+        BinaryPrimitives.WriteInt32LittleEndian(h[12..], FromRank);
+        BinaryPrimitives.WriteInt32LittleEndian(h[16..], Sequence);
+        BinaryPrimitives.WriteInt32LittleEndian(h[20..], Length);
+    }
+}
 
 /// <summary>Flow control, to the left-hand neighbour: "I consumed <see cref="Count"/> more of your chunks".</summary>
 [MessagePackObject]

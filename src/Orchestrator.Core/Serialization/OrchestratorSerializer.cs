@@ -82,11 +82,8 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
 
     public override byte[] ToBinary(object o)
     {
-        // A chunk's payload is usually a pooled array longer than the data: send only the data.
-        if (o is RingChunk { } chunk && (uint)chunk.Length > (uint)chunk.Payload.Length)
-            throw new ArgumentException($"ring chunk length {chunk.Length} outside its payload of {chunk.Payload.Length} bytes");
-        if (o is RingChunk { } pooled && pooled.Payload.Length != pooled.Length)
-            o = pooled with { Payload = pooled.Payload.AsSpan(0, pooled.Length).ToArray() };
+        // Chunks are bulk data: a fixed binary frame, which the Akka link builds ready to send.
+        if (o is RingChunk chunk) return chunk.ToFrame();
         return MessagePackSerializer.Serialize(o.GetType(), o, Options);
     }
 
@@ -96,10 +93,11 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
             throw new SerializationException($"unknown manifest [{manifest}]");
         try
         {
+            if (type == typeof(RingChunk)) return RingChunk.FromFrame(bytes);
             return MessagePackSerializer.Deserialize(type, bytes, Options)
                    ?? throw new SerializationException($"empty message for manifest [{manifest}]");
         }
-        catch (MessagePackSerializationException ex)
+        catch (Exception ex) when (ex is MessagePackSerializationException or InvalidDataException)
         {
             throw new SerializationException($"malformed message for manifest [{manifest}]: {ex.Message}", ex);
         }
