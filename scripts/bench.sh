@@ -6,10 +6,12 @@
 #    python3-torch with OpenBLAS, installed here when missing): same model, batch 64, SGD momentum 0.9,
 #    the same number of steps, one thread each;
 # 2. all-reduce bus bandwidth (busbw = bytes/time x 2(n-1)/n, as NCCL's tests define it) of the akka
-#    and tcp links against gloo (torch.distributed), 2 processes on loopback, 16 and 64 MiB, with
-#    each process's peak RSS;
-# 3. 2-worker training on a local cluster (tcp link, batch 32 per worker) against PyTorch DDP with
-#    gloo (2 processes, batch 32 each), samples/s and the share of step time spent communicating;
+#    and tcp links against gloo (torch.distributed), 2 and 3 processes on loopback, 0.2, 1, 16 and
+#    64 MiB (BENCH_SIZES), with each process's peak RSS; beside them, "akka-stream": the bytes an
+#    all-reduce sends per rank, streamed over Akka Remote with no all-reduce (what Akka itself carries);
+# 3. training on a local cluster with 1 worker, and 2 workers on each link (batch 32 per worker),
+#    against PyTorch DDP with gloo (1 and 2 processes, batch 32 each): samples/s, the share of step
+#    time spent communicating, and the workers' peak RSS;
 # 4. BENCH_SOAK_SECONDS (default 60) of back-to-back 64 MiB all-reduces on the akka link, counting
 #    cluster members marked unreachable (bulk traffic must not starve the heartbeats).
 # 5. recovery: a 2-worker job on a local cluster with a spare worker; kill -9 one of its workers
@@ -77,94 +79,128 @@ echo "threads per process: $threads; repetitions: $reps (median); batch 64; PyTo
   "BLAS $(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | sed -n 's/^Value: //p')"
 fi
 
-# Runs an N-rank orchestrator-bench; prints rank 0's JSON lines (sizes in MiB, comma-separated).
+# ring_bench <transport> <world> <MiB,MiB...> [extra options]: runs a world-rank orchestrator-bench on
+# loopback and prints rank 0's JSON lines; each rank's peak RSS goes to $work/rss (rank 0/rank 1/...).
 bench_dll=""
 ring_bench() {
-  local transport="$1" mib="$2" extra=("${@:3}")
+  local transport="$1" world="$2" mib="$3" extra=("${@:4}")
   [ -n "$bench_dll" ] || bench_dll="$(orch_built_dll Orchestrator.Bench orchestrator-bench)"
-  local p0 p1 t0 t1
-  p0=$(free_port); p1=$(free_port); t0=$(free_port); t1=$(free_port)
-  dotnet "$bench_dll" --rank 1 --ports "$p0,$p1" --tcp-ports "$t0,$t1" --transport "$transport" --mib "$mib" --reps "$reps" "${extra[@]}" \
-    >/dev/null 2>"$work/rank1.err" &
-  local other=$!
-  dotnet "$bench_dll" --rank 0 --ports "$p0,$p1" --tcp-ports "$t0,$t1" --transport "$transport" --mib "$mib" --reps "$reps" "${extra[@]}" \
-    2>"$work/rank0.err" || true
-  wait "$other" || true
-  sed -n 's/.*peak RSS \([0-9]*\) MiB.*/\1/p' "$work/rank0.err" "$work/rank1.err" | paste -sd/ >"$work/rss"
+  local ports=() tcp=() pids=() r
+  for r in $(seq 0 $((world - 1))); do ports+=("$(free_port)"); tcp+=("$(free_port)"); done
+  local common=(--ports "$(IFS=,; echo "${ports[*]}")" --tcp-ports "$(IFS=,; echo "${tcp[*]}")" --transport "$transport"
+                --mib "$mib" --reps "$allreduces" "${extra[@]}")
+  for r in $(seq 1 $((world - 1))); do
+    dotnet "$bench_dll" --rank "$r" "${common[@]}" >/dev/null 2>"$work/rank$r.err" &
+    pids+=($!)
+  done
+  dotnet "$bench_dll" --rank 0 "${common[@]}" 2>"$work/rank0.err" || true
+  for r in "${pids[@]}"; do wait "$r" || true; done
+  for r in $(seq 0 $((world - 1))); do sed -n 's/.*peak RSS \([0-9]*\) MiB.*/\1/p' "$work/rank$r.err"; done | paste -sd/ >"$work/rss"
 }
 gloo_bench() {
-  local mib="$1" port; port=$(free_port)
-  "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 1 2 "$port" "$mib" "$reps" >/dev/null 2>&1 &
-  local other=$!
-  "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 0 2 "$port" "$mib" "$reps" 2>/dev/null || true
-  wait "$other" || true
+  local world="$1" mib="$2" port r pids=(); port=$(free_port)
+  for r in $(seq 1 $((world - 1))); do
+    "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" "$r" "$world" "$port" "$mib" "$allreduces" >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 0 "$world" "$port" "$mib" "$allreduces" 2>/dev/null || true
+  for r in "${pids[@]}"; do wait "$r" || true; done
 }
-# jfield <field> <MiB>: the field of the JSON line for that size (Akka's own log lines on stdout are skipped).
-jfield() { "$python" -c "import json,sys
+# jfield <field> <MiB> [<file>...]: that field of every JSON line for that size (Akka's own log lines on stdout are skipped).
+jfield() { local f="$1" m="$2"; shift 2; cat "$@" | "$python" -c "import json,sys
 for line in sys.stdin:
     try: d=json.loads(line)
     except ValueError: continue
-    if d.get('bytes')==$2*1048576: print(d['$1'])" 2>/dev/null || true; }
+    if d.get('mib')=='$m': print(d['$f'])" 2>/dev/null || true; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a"}'; }
+# Timed all-reduces per size in each process run (after a JIT warm-up); each figure is the median over
+# BENCH_REPS runs, and the three transports take turns run by run, so drift on a shared machine
+# touches them alike.
+allreduces="${BENCH_ALLREDUCES:-15}"
 
 if want 2; then
-echo
-echo "== 2. all-reduce bus bandwidth, 2 processes on loopback (GB/s; median of $reps) =="
-ring_bench akka 16,64 >"$work/akka.jsonl"; rss_akka=$(cat "$work/rss")
-ring_bench tcp 16,64 >"$work/tcp.jsonl"; rss_tcp=$(cat "$work/rss")
-if [ "$have_torch" = 1 ]; then gloo_bench 16,64 >"$work/gloo.jsonl"; else : >"$work/gloo.jsonl"; fi
-printf '%-6s %10s %10s %10s %10s %10s\n' MiB akka tcp gloo akka/gloo tcp/gloo
-for mib in 16 64; do
-  a=$(jfield busbwGBs $mib <"$work/akka.jsonl"); t=$(jfield busbwGBs $mib <"$work/tcp.jsonl"); g=$(jfield busbwGBs $mib <"$work/gloo.jsonl")
-  printf '%-6s %10s %10s %10s %10s %10s\n' "$mib" "${a:-n/a}" "${t:-n/a}" "${g:-n/a}" \
-    "$(awk -v a="$a" -v g="$g" 'BEGIN {if (a > 0 && g > 0) printf "%.2f", a / g; else print "n/a"}')" \
-    "$(awk -v a="$t" -v g="$g" 'BEGIN {if (a > 0 && g > 0) printf "%.2f", a / g; else print "n/a"}')"
+sizes="${BENCH_SIZES:-0.2,1,16,64}"
+for world in 2 3; do
+  echo
+  echo "== 2. all-reduce bus bandwidth, $world processes on loopback (GB/s; median of $reps runs of $allreduces all-reduces) =="
+  : >"$work/akka-$world.jsonl"; : >"$work/tcp-$world.jsonl"; : >"$work/gloo-$world.jsonl"; : >"$work/rss-$world"; : >"$work/stream-$world.jsonl"
+  for _ in $(seq "$reps"); do
+    ring_bench akka-stream "$world" "$sizes" >>"$work/stream-$world.jsonl"
+    ring_bench akka "$world" "$sizes" >>"$work/akka-$world.jsonl"; echo "akka $(cat "$work/rss")" >>"$work/rss-$world"
+    ring_bench tcp "$world" "$sizes" >>"$work/tcp-$world.jsonl"; echo "tcp $(cat "$work/rss")" >>"$work/rss-$world"
+    [ "$have_torch" = 1 ] && gloo_bench "$world" "$sizes" >>"$work/gloo-$world.jsonl"
+  done
+  printf '%-6s %10s %10s %10s %10s %10s %14s %14s\n' MiB akka tcp gloo akka/gloo tcp/gloo akka-stream akka/stream
+  for mib in ${sizes//,/ }; do
+    a=$(jfield busbwGBs "$mib" "$work/akka-$world.jsonl" | median); t=$(jfield busbwGBs "$mib" "$work/tcp-$world.jsonl" | median)
+    g=$(jfield busbwGBs "$mib" "$work/gloo-$world.jsonl" | median); st=$(jfield busbwGBs "$mib" "$work/stream-$world.jsonl" | median)
+    printf '%-6s %10s %10s %10s %10s %10s %14s %14s\n' "$mib" "${a:-n/a}" "${t:-n/a}" "${g:-n/a}" "$(ratio "$a" "$g")" "$(ratio "$t" "$g")" \
+      "${st:-n/a}" "$(ratio "$a" "$st")"
+  done
+  echo "akka-stream: the same bytes per rank streamed over Akka Remote in the akka link's chunks and window, with no all-reduce: what Akka Remote itself carries here"
+  echo "peak RSS per process, MiB (rank 0/rank 1/...; last run): $(grep '^akka' "$work/rss-$world" | tail -1), $(grep '^tcp' "$work/rss-$world" | tail -1)," \
+    "gloo rank 0 $(jfield rssMiB "${sizes##*,}" "$work/gloo-$world.jsonl" | tail -1)"
 done
-echo "peak RSS per process (MiB, rank 0/rank 1): akka $rss_akka, tcp $rss_tcp, gloo rank 0 $(jfield rssMiB 64 <"$work/gloo.jsonl")"
 fi
 
 if want 3; then
 echo
-echo "== 3. 2-worker training (batch 32 per worker; samples/s over both workers; median of $reps) =="
+echo "== 3. training on a local cluster (batch 32 per worker; samples/s over all workers; median of $reps) =="
 cluster_dir="$work/cluster"
 "$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$cluster_dir" >/dev/null
 clusters+=("$cluster_dir")
-printf '%-8s %6s %14s %10s %14s %8s %22s\n' model steps orchestrator comm-share ddp ratio "worker peak RSS (MiB)"
-for model in mlp lenet; do
+# bench_job <model> <workers> <transport>: median samples/s and communication share of $reps runs.
+bench_job() {
+  local model="$1" workers="$2" transport="$3" steps id
   steps=$([ "$model" = mlp ] && echo 600 || echo 200)
-  cat >"$work/dp-$model.json" <<JOB
-{ "name": "bench-dp-$model", "model": "$model", "dataset": { "name": "fashion-mnist" }, "workers": 2, "epochs": 1,
-  "maxSteps": $steps, "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
-  "allReduce": { "transport": "tcp" } }
+  cat >"$work/dp.json" <<JOB
+{ "name": "bench-$model-$workers-$transport", "model": "$model", "dataset": { "name": "fashion-mnist" }, "workers": $workers,
+  "epochs": 1, "maxSteps": $steps, "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
+  "allReduce": { "transport": "$transport" } }
 JOB
-  : >"$work/dp-$model.txt"
+  : >"$work/dp.txt"
   for _ in $(seq "$reps"); do
-    id=$(ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" submit "$work/dp-$model.json")
+    id=$(ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" submit "$work/dp.json")
     ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" watch "$id" >/dev/null
     ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" status "$id" --json | "$python" -c 'import json,sys
 d=json.load(sys.stdin); w=d["workerStats"]
-print(sum(x["samplesPerSecond"] for x in w), sum(x["communicationShare"] for x in w)/len(w))' >>"$work/dp-$model.txt"
+print(sum(x["samplesPerSecond"] for x in w), sum(x["communicationShare"] for x in w)/len(w))' >>"$work/dp.txt"
   done
-  ours=$(cut -d' ' -f1 "$work/dp-$model.txt" | median); share=$(cut -d' ' -f2 "$work/dp-$model.txt" | median)
-  theirs="n/a"; ratio="n/a"
-  if [ "$have_torch" = 1 ]; then
-    theirs=$(for _ in $(seq "$reps"); do
-      port=$(free_port)
-      "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" 1 2 "$port" "$model" "$steps" 32 "$data" >/dev/null 2>&1 &
-      "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" 0 2 "$port" "$model" "$steps" 32 "$data" 2>/dev/null | field samplesPerSecond
-      wait
-    done | median)
-    ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", a / b}'); theirs=$(printf '%.0f' "$theirs")
-  fi
-  rss=$(for n in worker-1 worker-2; do awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$(cat "$cluster_dir/nodes/$n.pid")/status"; echo; done | paste -sd/)
-  printf '%-8s %6s %14.0f %10.2f %14s %8s %22s\n' "$model" "$steps" "$ours" "$share" "$theirs" "$ratio" "$rss"
+  echo "$(cut -d' ' -f1 "$work/dp.txt" | median) $(cut -d' ' -f2 "$work/dp.txt" | median)"
+}
+ddp() {  # ddp <model> <processes>: median global samples/s of PyTorch DDP (gloo), batch 32 per process
+  local model="$1" world="$2" steps port r pids
+  steps=$([ "$model" = mlp ] && echo 600 || echo 200)
+  for _ in $(seq "$reps"); do
+    port=$(free_port); pids=()
+    for r in $(seq 1 $((world - 1))); do
+      "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$r" "$world" "$port" "$model" "$steps" 32 "$data" >/dev/null 2>&1 &
+      pids+=($!)
+    done
+    "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" 0 "$world" "$port" "$model" "$steps" 32 "$data" 2>/dev/null | field samplesPerSecond
+    for r in "${pids[@]}"; do wait "$r" || true; done
+  done | median
+}
+printf '%-7s %-22s %14s %11s %12s %8s\n' model workers orchestrator comm-share "ddp (gloo)" ratio
+for model in mlp lenet; do
+  theirs1="n/a"; theirs2="n/a"
+  if [ "$have_torch" = 1 ]; then theirs1=$(ddp "$model" 1); theirs2=$(ddp "$model" 2); fi
+  for config in "1 tcp" "2 akka" "2 tcp"; do
+    set -- $config
+    read -r ours share < <(bench_job "$model" "$1" "$2")
+    theirs=$([ "$1" = 1 ] && echo "$theirs1" || echo "$theirs2")
+    label=$([ "$1" = 1 ] && echo "1 (no all-reduce)" || echo "2 on the $2 link")
+    printf '%-7s %-22s %14.0f %11.2f %12.0f %8s\n' "$model" "$label" "$ours" "$share" "$theirs" "$(ratio "$ours" "$theirs")"
+  done
 done
+echo "worker peak RSS (MiB, whole section): $(for n in worker-1 worker-2; do awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$(cat "$cluster_dir/nodes/$n.pid")/status"; echo; done | paste -sd/)"
 fi
 
 if want 4; then
 echo
 soak="${BENCH_SOAK_SECONDS:-60}"
 echo "== 4. ${soak} s of back-to-back 64 MiB all-reduces on the akka link =="
-ring_bench akka 64 --seconds "$soak" >"$work/soak.jsonl"
+ring_bench akka 2 64 --seconds "$soak" >"$work/soak.jsonl"
 "$python" -c 'import json,sys
 d=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][-1]
 print("%s all-reduces in %s s, median %s s each (%s GB/s busbw); members marked unreachable: %s" % (d["runs"], d["soakSeconds"], d["seconds"], d["busbwGBs"], d["unreachable"]))' "$work/soak.jsonl" \

@@ -9,12 +9,13 @@ import torch
 import torch.distributed as dist
 
 rank, world, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-sizes = [int(s) * 1024 * 1024 for s in sys.argv[4].split(",")]
+mibs = sys.argv[4].split(",")   # fractions allowed (0.2); rounded down to whole floats, as orchestrator-bench does
 reps = int(sys.argv[5])
 torch.set_num_threads(1)
 os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-for nbytes in sizes:
+for mib in mibs:
+    nbytes = int(float(mib) * 1024 * 1024) // 4 * 4
     data = torch.full((nbytes // 4,), float(rank + 1), dtype=torch.float32)
     times = []
     for r in range(reps + 2):
@@ -28,5 +29,5 @@ for nbytes in sizes:
     if rank == 0:
         busbw = nbytes / median * 2 * (world - 1) / world / 1e9
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        print(json.dumps({"transport": "gloo", "bytes": nbytes, "seconds": round(median, 5), "busbwGBs": round(busbw, 3), "rssMiB": rss}), flush=True)
+        print(json.dumps({"transport": "gloo", "mib": mib, "world": world, "bytes": nbytes, "seconds": round(median, 5), "busbwGBs": round(busbw, 3), "rssMiB": rss}), flush=True)
 dist.destroy_process_group()

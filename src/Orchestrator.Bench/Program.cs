@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
@@ -12,14 +13,17 @@ using Orchestrator.Core.Settings;
 // One rank of the all-reduce benchmark. Every rank is a cluster member (so the failure detector
 // watches the same connection that carries the chunks) and sums float32 buffers over the ring.
 // Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp
-//                           --mib 16,64 --reps N [--seconds S] [--warmup-seconds S] [--chunk-kib K] [--window W]
+// (--transport akka-stream: no all-reduce, only the bytes one moves per rank, streamed over Akka Remote)
+//                           --mib 16,64 --reps N [--seconds S] [--warmup-seconds S] [--chunk-kib K] [--window W] [--hocon H]
 // Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw, unreachable events, peak RSS.
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--")).ToDictionary(p => p.a[2..], p => args[p.i + 1]);
 int rank = int.Parse(options["rank"]);
 var ports = options["ports"].Split(',').Select(int.Parse).ToArray();
 var tcpPorts = options["tcp-ports"].Split(',').Select(int.Parse).ToArray();
 var transport = options["transport"];
-var sizes = options["mib"].Split(',').Select(s => int.Parse(s) * 1024 * 1024).ToArray();
+// Sizes in MiB, fractions allowed (0.2), rounded down to whole floats; each result line names its size as given.
+var mibs = options["mib"].Split(',');
+var sizes = mibs.Select(s => (int)(double.Parse(s, CultureInfo.InvariantCulture) * 1024 * 1024) / sizeof(float) * sizeof(float)).ToArray();
 int reps = int.Parse(options.GetValueOrDefault("reps", "5"));
 double soakSeconds = double.Parse(options.GetValueOrDefault("seconds", "0"), CultureInfo.InvariantCulture);
 double warmupSeconds = double.Parse(options.GetValueOrDefault("warmup-seconds", "2"), CultureInfo.InvariantCulture);
@@ -30,7 +34,7 @@ var config = ConfigurationFactory.ParseString($$"""
     akka.cluster.seed-nodes = ["akka.tcp://bench@127.0.0.1:{{ports[0]}}"]
     akka.coordinated-shutdown.exit-clr = off
     akka.loglevel = WARNING
-    """).WithFallback(OrchestratorSettings.DefaultConfig());
+    """).WithFallback(ConfigurationFactory.ParseString(options.GetValueOrDefault("hocon", ""))).WithFallback(OrchestratorSettings.DefaultConfig());
 using var system = ActorSystem.Create("bench", config);
 var cluster = Cluster.Get(system);
 var unreachable = 0;
@@ -46,7 +50,10 @@ while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up) < world)
 var nodes = ports.Select(p => $"akka.tcp://bench@127.0.0.1:{p}").ToArray();
 var ring = new RingTopology(1, rank, nodes);
 var inbox = new RingEndpoint.Target();
-var ringActor = system.ActorOf(RingEndpoint.Props(inbox), "ring");
+// akka-stream: no all-reduce, only the bytes a ring all-reduce moves per rank, streamed to the right-hand
+// neighbour as the Akka link's chunks with the same window: what Akka Remote itself allows.
+var stream = transport == "akka-stream" ? new Streamer(rank) : null;
+var ringActor = system.ActorOf(Props.Create(() => new BenchEndpoint(inbox, stream)), "ring");
 TcpRingLink? tcp = transport == "tcp" ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
 IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(
     ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Left]}/user/ring")),
@@ -57,12 +64,20 @@ var chunk = options.TryGetValue("chunk-kib", out var kib) ? int.Parse(kib) * 102
 var window = options.TryGetValue("window", out var w) ? int.Parse(w) : tcp is null ? 16 : 4;
 var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, window, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)));
 inbox.Engine = engine;
+if (stream is not null)
+{
+    if (sizes.Min() < chunk) { Console.Error.WriteLine($"akka-stream needs sizes of at least one chunk ({chunk} bytes)"); return 2; }
+    stream.Right = ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Right]}/user/ring"));
+    stream.Self = ringActor;
+    stream.Window = window;
+}
 Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
 tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, TimeSpan.FromSeconds(30), CancellationToken.None);
 
 var barrier = new float[1];
-foreach (var bytes in sizes)
+for (int size = 0; size < sizes.Length; size++)
 {
+    int bytes = sizes[size];
     var data = new float[bytes / sizeof(float)];
     var times = new List<double>();
     var soak = Stopwatch.StartNew();
@@ -70,29 +85,33 @@ foreach (var bytes in sizes)
     // Timed runs start once the JIT has settled: tiered compilation was still optimizing the hot path
     // seconds into a run, and measuring then made a 64 MiB all-reduce look a third slower than it is.
     bool warm = false;
-    // Every rank must run the same number of all-reduces, so rank 0 decides when to stop and says so
-    // in element 0 of the buffer (the others put 0 there, so the sum is rank 0's word).
+    // Every rank must run the same number of all-reduces, so rank 0 decides when to stop and says so in
+    // the barrier before each run (the others add 0, so the sum is rank 0's word).
+    long streamed = stream is null ? 0 : Streamer.Chunks(bytes, world, chunk) * (long)chunk;
+    stream?.BeginSize(Streamer.Chunks(bytes, world, chunk));   // no stream message is in flight: every earlier run ended
     for (bool more = true; more; runs++)
     {
         Array.Fill(data, rank + 1);
         bool last = warm && times.Count >= reps - 1 && soak.Elapsed.TotalSeconds >= soakSeconds;
-        data[0] = rank == 0 && !last ? 1 : 0;
+        barrier[0] = rank == 0 && !last ? 1 : 0;
         engine.AllReduce(barrier);   // every rank starts the clock together, as gloo's benchmark does with dist.barrier()
+        more = barrier[0] > 0;
         var clock = Stopwatch.StartNew();
-        engine.AllReduce(data);
+        if (stream is not null) stream.Run(data, chunk);
+        else engine.AllReduce(data);
         if (warm) times.Add(clock.Elapsed.TotalSeconds);
         else warm = runs >= 1 && soak.Elapsed.TotalSeconds >= warmupSeconds;
-        more = data[0] > 0;
         // A wrong sum must not pass as fast.
         double expected = world * (world + 1) / 2.0;
-        if (data[^1] != expected) { Console.Error.WriteLine($"rank {rank}: wrong sum {data[^1]}, expected {expected}"); return 1; }
+        if (stream is null && data[^1] != expected) { Console.Error.WriteLine($"rank {rank}: wrong sum {data[^1]}, expected {expected}"); return 1; }
     }
+    if (rank != 0) continue;   // only rank 0's clock counts (the others' warm-ups may end at other runs)
     times.Sort();
     double median = times[times.Count / 2];
-    double busbw = bytes / median * 2 * (world - 1) / world / 1e9;
-    if (rank == 0)
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"transport\":\"{transport}\",\"bytes\":{bytes},\"runs\":{runs},\"seconds\":{median:F5},\"busbwGBs\":{busbw:F3},\"soakSeconds\":{soak.Elapsed.TotalSeconds:F1},\"unreachable\":{unreachable},\"rssMiB\":{PeakRssMiB()}}}"));
+    // busbw: the bytes each rank sends in a ring all-reduce per second; the stream sends them and nothing else.
+    double busbw = (stream is null ? bytes * 2.0 * (world - 1) / world : streamed) / median / 1e9;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"transport\":\"{transport}\",\"mib\":\"{mibs[size]}\",\"world\":{world},\"bytes\":{bytes},\"runs\":{runs},\"seconds\":{median:F5},\"busbwGBs\":{busbw:F3},\"soakSeconds\":{soak.Elapsed.TotalSeconds:F1},\"unreachable\":{unreachable},\"rssMiB\":{PeakRssMiB()}}}"));
 }
 Console.Error.WriteLine($"rank {rank}: peak RSS {PeakRssMiB()} MiB, unreachable events {unreachable}");
 Thread.Sleep(1000);   // let the neighbours finish reading before the sockets close
@@ -103,6 +122,71 @@ return unreachable == 0 ? 0 : 3;
 
 static long PeakRssMiB() =>
     File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:")).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024).FirstOrDefault();
+
+/// <summary>Routes the stream's chunks and credits (generation 2) to the streamer, everything else to the engine (the barrier).</summary>
+sealed class BenchEndpoint : ReceiveActor
+{
+    public BenchEndpoint(RingEndpoint.Target inbox, Streamer? stream)
+    {
+        Receive<IRingMessage>(m =>
+        {
+            if (stream is not null && m.Generation == Streamer.Generation) stream.OnMessage(m, Sender);
+            else inbox.Engine!.Deliver(m);
+        });
+    }
+}
+
+/// <summary>
+/// Streams to the right-hand neighbour the bytes a ring all-reduce sends per rank, in the Akka link's
+/// frames, with its window and credit batch; the left-hand neighbour's stream is counted and credited.
+/// </summary>
+sealed class Streamer(int rank)
+{
+    public const int Generation = 2;
+    public IActorRef Right = ActorRefs.Nobody, Self = ActorRefs.Nobody;
+    public int Window = 16;
+    private SemaphoreSlim? _credits;
+    private readonly SemaphoreSlim _runsIn = new(0);
+    private long _received, _credited, _perRun = long.MaxValue;   // touched by the endpoint actor only
+
+    public static int Chunks(int bytes, int world, int chunk) => (int)Math.Ceiling(bytes * 2.0 * (world - 1) / world / chunk);
+
+    public void BeginSize(int chunksPerRun)
+    {
+        _credits ??= new SemaphoreSlim(Window);
+        Volatile.Write(ref _received, 0);
+        Volatile.Write(ref _credited, 0);
+        Volatile.Write(ref _perRun, chunksPerRun);
+    }
+
+    public void Run(float[] data, int chunk)
+    {
+        long chunks = Volatile.Read(ref _perRun);
+        var bytes = MemoryMarshal.AsBytes(data.AsSpan());
+        for (int i = 0, offset = 0; i < chunks; i++, offset = (offset + chunk) % (bytes.Length - chunk + 1))
+        {
+            _credits.Wait();
+            Right.Tell(RingChunk.Frame(Generation, 0, rank, i, bytes.Slice(offset, chunk)), Self);
+        }
+        _runsIn.Wait();   // the left-hand neighbour's stream is in
+        for (int i = 0; i < Window; i++) _credits.Wait();   // and ours was acknowledged
+        _credits.Release(Window);
+    }
+
+    public void OnMessage(IRingMessage message, IActorRef sender)
+    {
+        if (message is RingCredit credit) { _credits!.Release(credit.Count); return; }
+        long n = Volatile.Read(ref _received) + 1, perRun = Volatile.Read(ref _perRun);
+        Volatile.Write(ref _received, n);
+        bool runEnd = n % perRun == 0;
+        if (n - Volatile.Read(ref _credited) >= Math.Max(1, Window / 4) || runEnd)
+        {
+            sender.Tell(new RingCredit(Generation, 0, rank, (int)(n - Volatile.Read(ref _credited))), Self);
+            Volatile.Write(ref _credited, n);
+        }
+        if (runEnd) _runsIn.Release();
+    }
+}
 
 sealed class UnreachableCounter : ReceiveActor
 {
