@@ -79,6 +79,31 @@ public sealed class RingAllReduce
         }
     }
 
+    /// <summary>
+    /// For a link that reads chunks off a stream: the part of the bucket where chunk <paramref name="sequence"/>
+    /// of <paramref name="bytes"/> bytes may be read directly (then call <see cref="Landed"/>), or empty when
+    /// it must be delivered as a <see cref="RingChunk"/> (a sum, an early or unexpected chunk). After a failed
+    /// collective the caller's buffer is undefined until the link stops reading.
+    /// </summary>
+    public Memory<float> LandingZone(int generation, long collective, int sequence, int bytes)
+    {
+        lock (_gate)
+            return generation == _ring.Generation && _active is { } active && active.Id == collective
+                ? active.LandingZone(sequence, bytes)
+                : default;
+    }
+
+    /// <summary>The chunk that <see cref="LandingZone"/> placed is in the bucket.</summary>
+    public void Landed(int generation, long collective, int sequence)
+    {
+        lock (_gate)
+        {
+            if (generation != _ring.Generation || _active is not { } active || active.Id != collective) return;
+            active.Landed(sequence);
+            if (active.IsDone || _failure is not null) Monitor.PulseAll(_gate);
+        }
+    }
+
     /// <summary>Sums <paramref name="data"/> element-wise across the ring, in place, bucket by bucket.</summary>
     /// <exception cref="ArgumentException">The data is not in a managed array (the link may read it after a failure).</exception>
     public void AllReduce(Memory<float> data, CancellationToken cancellation = default)
@@ -121,6 +146,7 @@ public sealed class RingAllReduce
         private long _lastProgress = Stopwatch.GetTimestamp();
         private int _fromLeft;
         private int _uncredited;
+        private int _landing = -1;   // the chunk a link is reading straight into the bucket
         private readonly Dictionary<int, RingAbort> _reports = new();
 
         // Credits go back in batches of a quarter window (fewer messages), and always for the last chunk.
@@ -234,6 +260,32 @@ public sealed class RingAllReduce
                 else source.CopyTo(target);
             }
             finally { RingBuffers.Return(chunk.Payload); }
+            Applied();
+        }
+
+        /// <summary>
+        /// Where the next chunk may be read straight into the bucket, or empty: only an all-gather chunk (a
+        /// copy, not a sum) that is the next one expected. Nothing else writes that region until it is applied.
+        /// </summary>
+        public Memory<float> LandingZone(int sequence, int bytes)
+        {
+            if (engine._failure is not null || sequence != _applied || _applied >= _plan.Incoming.Count) return default;
+            var span = _plan.Incoming[_applied];
+            if (_plan.IsReduceStep(span.Step) || bytes != span.Count * sizeof(float)) return default;
+            _landing = sequence;
+            return bucket.Slice(span.Offset, span.Count);
+        }
+
+        public void Landed(int sequence)
+        {
+            if (_landing != sequence || engine._failure is not null) return;
+            _landing = -1;
+            Applied();
+            SendReady();
+        }
+
+        private void Applied()
+        {
             _applied++;
             _fromLeft++;
             _lastProgress = Stopwatch.GetTimestamp();

@@ -285,6 +285,14 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                     switch (type)
                     {
                         case Chunk:
+                            // An all-gather chunk is read straight into the bucket; a sum goes through a pooled buffer.
+                            var zone = engine.LandingZone(generation, collective, a, length);
+                            if (!zone.IsEmpty)
+                            {
+                                _stream.ReadExactly(MemoryMarshal.AsBytes(zone.Span));
+                                engine.Landed(generation, collective, a);
+                                break;
+                            }
                             var payload = RingBuffers.Rent(length);
                             _stream.ReadExactly(payload, 0, length);
                             engine.Deliver(new RingChunk(generation, collective, from, a, payload, length));
