@@ -5,7 +5,8 @@ namespace Orchestrator.Collectives;
 /// <summary>
 /// The engine's view of the network: its two ring neighbours. Nothing here may block for long: the
 /// engine calls these while it holds its state, from whichever thread delivered the message it is
-/// reacting to. Received messages go to <see cref="RingAllReduce.Deliver"/>.
+/// reacting to. Received messages go to <see cref="RingAllReduce.Deliver"/>, never on the thread that
+/// sent something: the engine holds its lock while it sends, so delivering there would re-enter it.
 /// </summary>
 public interface IRingLink
 {

@@ -36,6 +36,7 @@ public sealed class RingAllReduce
     // Messages for a collective this rank has not started yet (a fast neighbour is allowed to be ahead).
     private readonly List<IRingMessage> _early = [];
     private Collective? _active;
+    private Collective? _finished;   // the last collective that ended here: a late abort for it still counts
     private long _collective;
     private string? _failure;
 
@@ -70,6 +71,12 @@ public sealed class RingAllReduce
                 if (message.Collective > _collective)
                 {
                     _early.Add(message);
+                    return;
+                }
+                // A neighbour failed a collective that ended here: pass the word on, and fail the next call.
+                if (message is RingAbort && _finished is { } finished && message.Collective == finished.Id)
+                {
+                    finished.Handle(message);
                     return;
                 }
                 // Credits for the last chunks of a finished collective arrive after it ended: normal.
@@ -110,7 +117,9 @@ public sealed class RingAllReduce
     {
         if (!MemoryMarshal.TryGetArray<float>(data, out _))
             throw new ArgumentException("all-reduce data must live in a managed array: the link borrows it", nameof(data));
-        if (_failure is not null) throw new InvalidOperationException($"this ring (generation {_ring.Generation}) already failed: {_failure}");
+        lock (_gate)
+            if (_failure is not null)
+                throw new CollectiveFailedException($"this ring (generation {_ring.Generation}) already failed: {_failure}", _finished?.Missing() ?? []);
         if (_ring.Size == 1) return;
         for (int start = 0; start < data.Length; start += _options.BucketElements)
             Run(data.Slice(start, Math.Min(_options.BucketElements, data.Length - start)), cancellation);
@@ -118,6 +127,7 @@ public sealed class RingAllReduce
 
     private void Run(Memory<float> bucket, CancellationToken cancellation)
     {
+        cancellation.ThrowIfCancellationRequested();
         using var wake = cancellation.Register(() => { lock (_gate) Monitor.PulseAll(_gate); });
         lock (_gate)
         {
@@ -128,7 +138,11 @@ public sealed class RingAllReduce
                 collective.Start();
                 collective.Wait(cancellation);
             }
-            finally { _active = null; }
+            finally
+            {
+                _active = null;
+                _finished = collective;
+            }
         }
     }
 
@@ -178,7 +192,13 @@ public sealed class RingAllReduce
         {
             while (!IsDone && engine._failure is null)
             {
-                cancellation.ThrowIfCancellationRequested();
+                if (cancellation.IsCancellationRequested)
+                {
+                    // The neighbours hear why, instead of waiting out their deadline and blaming a live rank, and
+                    // this ring takes no further collective: the links may still be reading the bucket.
+                    Fail($"the all-reduce was cancelled on {Ring.Describe(Ring.Rank)}", [], certain: false);
+                    cancellation.ThrowIfCancellationRequested();
+                }
                 var remaining = engine._options.Deadline - Stopwatch.GetElapsedTime(_lastProgress);
                 if (remaining <= TimeSpan.Zero)
                 {
@@ -228,9 +248,9 @@ public sealed class RingAllReduce
             while (engine._failure is null && _sent < _plan.Outgoing.Count && _credits > 0 && _plan.IsReady(_sent, _applied))
             {
                 var chunk = _plan.Outgoing[_sent];
-                engine._link.SendChunk(Generation, id, Ring.Rank, _sent, bucket.Slice(chunk.Offset, chunk.Count));
-                _sent++;
+                int sequence = _sent++;
                 _credits--;
+                engine._link.SendChunk(Generation, id, Ring.Rank, sequence, bucket.Slice(chunk.Offset, chunk.Count));
             }
         }
 
@@ -322,7 +342,7 @@ public sealed class RingAllReduce
             var uncertain = new List<(string, int)>();
             if (_applied < _plan.Incoming.Count)
             {
-                if (_fromLeft == 0 && _plan.FirstSegmentChunks > 0)
+                if (_fromLeft == 0 && _plan.Incoming.Count > 0 && _plan.Incoming[0].Step == 0)
                     certain.Add(($"no chunk from {Ring.Describe(Ring.Left)} in {seconds:0.#} s", Ring.Left));
                 else
                     uncertain.Add(($"{Ring.Describe(Ring.Left)} sent nothing for {seconds:0.#} s after {_fromLeft} chunk(s)", Ring.Left));
@@ -351,6 +371,7 @@ public sealed class RingAllReduce
 
         private void OnAbort(RingAbort abort)
         {
+            abort = abort with { Report = abort.Report ?? "(no report)", SuspectRanks = abort.SuspectRanks ?? [] };   // from the network
             if (_reports.ContainsKey(abort.OriginRank)) return;
             _reports[abort.OriginRank] = abort;
             // Pass it on, away from where it came from, so that it reaches every rank of a broken ring.
@@ -360,20 +381,27 @@ public sealed class RingAllReduce
             engine._failure ??= abort.Report;
         }
 
-        private void Throw()
+        /// <summary>
+        /// A rank that sent a report is alive, whatever its neighbours suspected of it; direct evidence,
+        /// where any rank has it, outweighs stalls that may have spread around the ring.
+        /// </summary>
+        public int[] Missing()
         {
-            // A rank that sent a report is alive, whatever its neighbours suspected of it; direct
-            // evidence, where any rank has it, outweighs stalls that may have spread around the ring.
             var alive = _reports.Keys.ToHashSet();
             var evidence = _reports.Values.Any(r => r.Certain) ? _reports.Values.Where(r => r.Certain) : _reports.Values;
             var suspected = evidence.SelectMany(r => r.SuspectRanks).Distinct().ToList();
             var missing = suspected.Where(r => !alive.Contains(r)).ToList();
-            if (missing.Count == 0) missing = suspected;
-            var names = missing.Count == 0 ? "unknown" : string.Join(", ", missing.Order().Select(Ring.Describe));
+            return (missing.Count == 0 ? suspected : missing).Order().ToArray();
+        }
+
+        private void Throw()
+        {
+            var missing = Missing();
+            var names = missing.Length == 0 ? "unknown" : string.Join(", ", missing.Select(Ring.Describe));
             var reports = string.Join("; ", _reports.Values.OrderBy(r => r.OriginRank).Select(r => $"rank {r.OriginRank}: {r.Report}"));
             throw new CollectiveFailedException(
                 $"all-reduce failed on {Ring.Describe(Ring.Rank)} (ring generation {Generation}, collective {id}); missing: {names}. Reports: {reports}",
-                missing.Order().ToArray());
+                missing);
         }
     }
 }

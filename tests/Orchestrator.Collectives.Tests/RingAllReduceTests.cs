@@ -146,6 +146,38 @@ public class RingAllReduceTests
         var ring = new LoopbackRing(2, Options(deadlineMs: 200, graceMs: 100));
         var outcome = await ring.RunAll(IntegerData(2, 100, 7), ranks: [0])[0];
         Assert.IsType<CollectiveFailedException>(outcome);
-        Assert.Throws<InvalidOperationException>(() => ring.Engines[0].AllReduce(new float[100]));
+        Assert.Throws<CollectiveFailedException>(() => ring.Engines[0].AllReduce(new float[100]));
+    }
+
+    [Fact]
+    public async Task A_cancelled_rank_tells_its_neighbours_at_once_and_takes_no_further_collective()
+    {
+        var ring = new LoopbackRing(3, Options(chunkBytes: 400, deadlineMs: 10_000, graceMs: 200));
+        var data = IntegerData(3, 30_000, 8);
+        using var cancel = new CancellationTokenSource();
+        // Rank 2 never receives, so nobody can finish; then rank 0 is cancelled.
+        ring.Deliverable = (_, to, m) => to != 2 || m is RingAbort;
+        var started = DateTime.UtcNow;
+        var cancelled = Task.Factory.StartNew(() => Record.Exception(() => ring.Engines[0].AllReduce(data[0], cancel.Token)),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var others = ring.RunAll(data, ranks: [1, 2]);
+        await Task.Delay(300);
+        cancel.Cancel();
+        Assert.IsAssignableFrom<OperationCanceledException>(await cancelled.WaitAsync(TimeSpan.FromSeconds(5)));
+        var outcomes = await Task.WhenAll(others).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5), "the neighbours waited for their deadline instead of hearing of the cancellation");
+        Assert.All(outcomes, o => Assert.Contains("cancelled on rank 0 (node-0)", Assert.IsType<CollectiveFailedException>(o).Message));
+        Assert.Throws<CollectiveFailedException>(() => ring.Engines[0].AllReduce(new float[10]));
+    }
+
+    [Fact]
+    public async Task An_abort_for_a_collective_that_already_ended_here_fails_the_next_one_at_once()
+    {
+        var ring = new LoopbackRing(2, Options(chunkBytes: 400));
+        await AssertAllSucceed(ring.RunAll(IntegerData(2, 1_000, 9)));
+        // Rank 1 failed collective 1 after rank 0 had all it needed (say, its last credit was lost).
+        ring.Engines[0].Deliver(new RingAbort(1, 1, 1, 1, "no credit from rank 0 in 30 s", [0], false));
+        var failure = Assert.Throws<CollectiveFailedException>(() => ring.Engines[0].AllReduce(new float[1_000]));
+        Assert.Contains("already failed: no credit from rank 0 in 30 s", failure.Message);
     }
 }

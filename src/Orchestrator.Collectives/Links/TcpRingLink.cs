@@ -53,6 +53,7 @@ public sealed class TcpRingLink : IRingLink, IDisposable
         var accept = Task.Factory.StartNew(() => AcceptLeft(ring, deadline.Token), CancellationToken.None,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
         Socket? right = null;
+        bool connected = false;
         try
         {
             var (host, port) = ParseEndpoint(rightEndpoint);
@@ -62,14 +63,29 @@ public sealed class TcpRingLink : IRingLink, IDisposable
             right.Send(hello);
             _right = new Connection(right, engine, $"right neighbour {ring.Describe(ring.Right)}");
             _left = new Connection(accept.GetAwaiter().GetResult(), engine, $"left neighbour {ring.Describe(ring.Left)}");
+            connected = true;
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException
                                    && deadline.IsCancellationRequested && !cancellation.IsCancellationRequested)
         {
-            right?.Dispose();
             throw new CollectiveFailedException(
                 $"TCP ring link of {ring.Describe(ring.Rank)} not connected within {timeout.TotalSeconds:0} s " +
                 $"(right {ring.Describe(ring.Right)} at {rightEndpoint}, left {ring.Describe(ring.Left)})", [ring.Right, ring.Left]);
+        }
+        finally
+        {
+            if (!connected)   // nothing half-open stays behind: the right socket, and the left one should it still be accepted
+            {
+                right?.Dispose();
+                _right = null;
+                accept.ContinueWith(t => t.Result.Dispose(), TaskContinuationOptions.OnlyOnRanToCompletion);
+            }
+        }
+        if (_disposed)   // disposed (the trainer stopped) while connecting: nothing may start
+        {
+            _right.Dispose();
+            _left.Dispose();
+            return;
         }
         _right.Start();
         _left.Start();
@@ -78,9 +94,13 @@ public sealed class TcpRingLink : IRingLink, IDisposable
     public void SendChunk(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> data) =>
         Send(_right, new OutgoingChunk(generation, collective, fromRank, sequence, data));
 
-    public void SendRight(IRingMessage message) => Send(_right, message);
+    public void SendRight(IRingMessage message) => Send(_right, Control(message));
 
-    public void SendLeft(IRingMessage message) => Send(_left, message);
+    public void SendLeft(IRingMessage message) => Send(_left, Control(message));
+
+    private static IRingMessage Control(IRingMessage message) => message is RingCredit or RingAbort
+        ? message
+        : throw new ArgumentException($"the TCP link sends chunks with {nameof(SendChunk)}, not {message.GetType().Name}");
 
     private void Send(Connection? connection, object message)
     {
