@@ -79,32 +79,32 @@ echo "threads per process: $threads; repetitions: $reps (median); batch 64; PyTo
   "BLAS $(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | sed -n 's/^Value: //p')"
 fi
 
+# on_ranks <world> <function>: calls the function with each rank, 1..world-1 in the background (their
+# stdout dropped) and rank 0 in the foreground (its stdout is the result), then waits for all of them.
+on_ranks() {
+  local world="$1" fn="$2" r pids=()
+  for r in $(seq 1 $((world - 1))); do "$fn" "$r" >/dev/null & pids+=($!); done
+  "$fn" 0 || true
+  for r in "${pids[@]}"; do wait "$r" || true; done
+}
 # ring_bench <transport> <world> <MiB,MiB...> [extra options]: runs a world-rank orchestrator-bench on
 # loopback and prints rank 0's JSON lines; each rank's peak RSS goes to $work/rss (rank 0/rank 1/...).
 bench_dll=""
 ring_bench() {
   local transport="$1" world="$2" mib="$3" extra=("${@:4}")
   [ -n "$bench_dll" ] || bench_dll="$(orch_built_dll Orchestrator.Bench orchestrator-bench)"
-  local ports=() tcp=() pids=() r
+  local ports=() tcp=() r
   for r in $(seq 0 $((world - 1))); do ports+=("$(free_port)"); tcp+=("$(free_port)"); done
   local common=(--ports "$(IFS=,; echo "${ports[*]}")" --tcp-ports "$(IFS=,; echo "${tcp[*]}")" --transport "$transport"
                 --mib "$mib" --reps "$allreduces" "${extra[@]}")
-  for r in $(seq 1 $((world - 1))); do
-    dotnet "$bench_dll" --rank "$r" "${common[@]}" >/dev/null 2>"$work/rank$r.err" &
-    pids+=($!)
-  done
-  dotnet "$bench_dll" --rank 0 "${common[@]}" 2>"$work/rank0.err" || true
-  for r in "${pids[@]}"; do wait "$r" || true; done
+  bench_rank() { dotnet "$bench_dll" --rank "$1" "${common[@]}" 2>"$work/rank$1.err"; }
+  on_ranks "$world" bench_rank
   for r in $(seq 0 $((world - 1))); do sed -n 's/.*peak RSS \([0-9]*\) MiB.*/\1/p' "$work/rank$r.err"; done | paste -sd/ >"$work/rss"
 }
 gloo_bench() {
-  local world="$1" mib="$2" port r pids=(); port=$(free_port)
-  for r in $(seq 1 $((world - 1))); do
-    "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" "$r" "$world" "$port" "$mib" "$allreduces" >/dev/null 2>&1 &
-    pids+=($!)
-  done
-  "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" 0 "$world" "$port" "$mib" "$allreduces" 2>/dev/null || true
-  for r in "${pids[@]}"; do wait "$r" || true; done
+  local world="$1" mib="$2" port; port=$(free_port)
+  gloo_rank() { "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" "$1" "$world" "$port" "$mib" "$allreduces" 2>/dev/null; }
+  on_ranks "$world" gloo_rank
 }
 # jfield <field> <MiB> [<file>...]: that field of every JSON line for that size (Akka's own log lines on stdout are skipped).
 jfield() { local f="$1" m="$2"; shift 2; cat "$@" | "$python" -c "import json,sys
@@ -169,16 +169,12 @@ print(sum(x["samplesPerSecond"] for x in w), sum(x["communicationShare"] for x i
   echo "$(cut -d' ' -f1 "$work/dp.txt" | median) $(cut -d' ' -f2 "$work/dp.txt" | median)"
 }
 ddp() {  # ddp <model> <processes>: median global samples/s of PyTorch DDP (gloo), batch 32 per process
-  local model="$1" world="$2" steps port r pids
+  local model="$1" world="$2" steps port
   steps=$([ "$model" = mlp ] && echo 600 || echo 200)
+  ddp_rank() { "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$1" "$world" "$port" "$model" "$steps" 32 "$data" 2>/dev/null; }
   for _ in $(seq "$reps"); do
-    port=$(free_port); pids=()
-    for r in $(seq 1 $((world - 1))); do
-      "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$r" "$world" "$port" "$model" "$steps" 32 "$data" >/dev/null 2>&1 &
-      pids+=($!)
-    done
-    "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" 0 "$world" "$port" "$model" "$steps" 32 "$data" 2>/dev/null | field samplesPerSecond
-    for r in "${pids[@]}"; do wait "$r" || true; done
+    port=$(free_port)
+    on_ranks "$world" ddp_rank | field samplesPerSecond
   done | median
 }
 printf '%-7s %-22s %14s %11s %12s %8s\n' model workers orchestrator comm-share "ddp (gloo)" ratio

@@ -49,27 +49,25 @@ while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up) < world)
 
 var nodes = ports.Select(p => $"akka.tcp://bench@127.0.0.1:{p}").ToArray();
 var ring = new RingTopology(1, rank, nodes);
+// Chunk size and window default to what the trainers use; the options are for trying others.
+bool overTcp = transport == "tcp";
+var chunk = options.TryGetValue("chunk-kib", out var kib) ? int.Parse(kib) * 1024 : overTcp ? TcpRingLink.ChunkBytes : AkkaRingLink.ChunkBytes;
+var window = options.TryGetValue("window", out var w) ? int.Parse(w) : overTcp ? 4 : 16;
+IActorRef RingActorOf(int r) => ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[r]}/user/ring"));
 var inbox = new RingEndpoint.Target();
 // akka-stream: no all-reduce, only the bytes a ring all-reduce moves per rank, streamed to the right-hand
 // neighbour as the Akka link's chunks with the same window: what Akka Remote itself allows.
-var stream = transport == "akka-stream" ? new Streamer(rank) : null;
+var stream = transport == "akka-stream" ? new Streamer(rank, window) : null;
+if (stream is not null && sizes.Min() < chunk) { Console.Error.WriteLine($"akka-stream needs sizes of at least one chunk ({chunk} bytes)"); return 2; }
 var ringActor = system.ActorOf(Props.Create(() => new BenchEndpoint(inbox, stream)), "ring");
-TcpRingLink? tcp = transport == "tcp" ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
-IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(
-    ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Left]}/user/ring")),
-    ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Right]}/user/ring")),
-    ringActor);
-// Chunk size and window default to what the trainers use; the options are for trying others.
-var chunk = options.TryGetValue("chunk-kib", out var kib) ? int.Parse(kib) * 1024 : tcp is null ? AkkaRingLink.ChunkBytes : TcpRingLink.ChunkBytes;
-var window = options.TryGetValue("window", out var w) ? int.Parse(w) : tcp is null ? 16 : 4;
+TcpRingLink? tcp = overTcp ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
+IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(RingActorOf(ring.Left), RingActorOf(ring.Right), ringActor);
 var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, window, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)));
 inbox.Engine = engine;
 if (stream is not null)
 {
-    if (sizes.Min() < chunk) { Console.Error.WriteLine($"akka-stream needs sizes of at least one chunk ({chunk} bytes)"); return 2; }
-    stream.Right = ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[ring.Right]}/user/ring"));
+    stream.Right = RingActorOf(ring.Right);
     stream.Self = ringActor;
-    stream.Window = window;
 }
 Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
 tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, TimeSpan.FromSeconds(30), CancellationToken.None);
@@ -87,8 +85,8 @@ for (int size = 0; size < sizes.Length; size++)
     bool warm = false;
     // Every rank must run the same number of all-reduces, so rank 0 decides when to stop and says so in
     // the barrier before each run (the others add 0, so the sum is rank 0's word).
-    long streamed = stream is null ? 0 : Streamer.Chunks(bytes, world, chunk) * (long)chunk;
-    stream?.BeginSize(Streamer.Chunks(bytes, world, chunk));   // no stream message is in flight: every earlier run ended
+    int streamChunks = Streamer.Chunks(bytes, world, chunk);
+    stream?.BeginSize(streamChunks);   // no stream message is in flight: every earlier run ended
     for (bool more = true; more; runs++)
     {
         Array.Fill(data, rank + 1);
@@ -109,7 +107,7 @@ for (int size = 0; size < sizes.Length; size++)
     times.Sort();
     double median = times[times.Count / 2];
     // busbw: the bytes each rank sends in a ring all-reduce per second; the stream sends them and nothing else.
-    double busbw = (stream is null ? bytes * 2.0 * (world - 1) / world : streamed) / median / 1e9;
+    double busbw = (stream is null ? bytes * 2.0 * (world - 1) / world : streamChunks * (double)chunk) / median / 1e9;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{{\"transport\":\"{transport}\",\"mib\":\"{mibs[size]}\",\"world\":{world},\"bytes\":{bytes},\"runs\":{runs},\"seconds\":{median:F5},\"busbwGBs\":{busbw:F3},\"soakSeconds\":{soak.Elapsed.TotalSeconds:F1},\"unreachable\":{unreachable},\"rssMiB\":{PeakRssMiB()}}}"));
 }
@@ -140,12 +138,11 @@ sealed class BenchEndpoint : ReceiveActor
 /// Streams to the right-hand neighbour the bytes a ring all-reduce sends per rank, in the Akka link's
 /// frames, with its window and credit batch; the left-hand neighbour's stream is counted and credited.
 /// </summary>
-sealed class Streamer(int rank)
+sealed class Streamer(int rank, int window)
 {
     public const int Generation = 2;
     public IActorRef Right = ActorRefs.Nobody, Self = ActorRefs.Nobody;
-    public int Window = 16;
-    private SemaphoreSlim? _credits;
+    private readonly SemaphoreSlim _credits = new(window);
     private readonly SemaphoreSlim _runsIn = new(0);
     private long _received, _credited, _perRun = long.MaxValue;   // touched by the endpoint actor only
 
@@ -153,7 +150,6 @@ sealed class Streamer(int rank)
 
     public void BeginSize(int chunksPerRun)
     {
-        _credits ??= new SemaphoreSlim(Window);
         Volatile.Write(ref _received, 0);
         Volatile.Write(ref _credited, 0);
         Volatile.Write(ref _perRun, chunksPerRun);
@@ -169,17 +165,17 @@ sealed class Streamer(int rank)
             Right.Tell(RingChunk.Frame(Generation, 0, rank, i, bytes.Slice(offset, chunk)), Self);
         }
         _runsIn.Wait();   // the left-hand neighbour's stream is in
-        for (int i = 0; i < Window; i++) _credits.Wait();   // and ours was acknowledged
-        _credits.Release(Window);
+        for (int i = 0; i < window; i++) _credits.Wait();   // and ours was acknowledged
+        _credits.Release(window);
     }
 
     public void OnMessage(IRingMessage message, IActorRef sender)
     {
-        if (message is RingCredit credit) { _credits!.Release(credit.Count); return; }
+        if (message is RingCredit credit) { _credits.Release(credit.Count); return; }
         long n = Volatile.Read(ref _received) + 1, perRun = Volatile.Read(ref _perRun);
         Volatile.Write(ref _received, n);
         bool runEnd = n % perRun == 0;
-        if (n - Volatile.Read(ref _credited) >= Math.Max(1, Window / 4) || runEnd)
+        if (n - Volatile.Read(ref _credited) >= Math.Max(1, window / 4) || runEnd)
         {
             sender.Tell(new RingCredit(Generation, 0, rank, (int)(n - Volatile.Read(ref _credited))), Self);
             Volatile.Write(ref _credited, n);

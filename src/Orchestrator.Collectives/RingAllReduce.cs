@@ -65,7 +65,7 @@ public sealed class RingAllReduce
                 if (_active is { } active && message.Collective == active.Id)
                 {
                     active.Handle(message);
-                    if (active.IsDone || _failure is not null) Monitor.PulseAll(_gate);
+                    WakeCallerIfOver(active);
                     return;
                 }
                 if (message.Collective > _collective)
@@ -107,8 +107,14 @@ public sealed class RingAllReduce
         {
             if (generation != _ring.Generation || _active is not { } active || active.Id != collective) return;
             active.Landed(sequence);
-            if (active.IsDone || _failure is not null) Monitor.PulseAll(_gate);
+            WakeCallerIfOver(active);
         }
+    }
+
+    /// <summary>The caller waits without a pulse per chunk; it is woken when the collective is done or failed.</summary>
+    private void WakeCallerIfOver(Collective active)
+    {
+        if (active.IsDone || _failure is not null) Monitor.PulseAll(_gate);
     }
 
     /// <summary>Sums <paramref name="data"/> element-wise across the ring, in place, bucket by bucket.</summary>
@@ -158,7 +164,6 @@ public sealed class RingAllReduce
         private readonly RingSchedule _plan = RingSchedule.Create(bucket.Length, engine._ring.Size, engine._ring.Rank, engine._options.ChunkElements);
         private int _sent, _applied, _credits = engine._options.Window, _acknowledged;
         private long _lastProgress = Stopwatch.GetTimestamp();
-        private int _fromLeft;
         private int _uncredited;
         private int _landing = -1;   // the chunk a link is reading straight into the bucket
         private readonly Dictionary<int, RingAbort> _reports = new();
@@ -307,7 +312,6 @@ public sealed class RingAllReduce
         private void Applied()
         {
             _applied++;
-            _fromLeft++;
             _lastProgress = Stopwatch.GetTimestamp();
             if (++_uncredited >= CreditBatch || _applied == _plan.Incoming.Count)
             {
@@ -342,10 +346,10 @@ public sealed class RingAllReduce
             var uncertain = new List<(string, int)>();
             if (_applied < _plan.Incoming.Count)
             {
-                if (_fromLeft == 0 && _plan.Incoming.Count > 0 && _plan.Incoming[0].Step == 0)
+                if (_applied == 0 && _plan.Incoming.Count > 0 && _plan.Incoming[0].Step == 0)
                     certain.Add(($"no chunk from {Ring.Describe(Ring.Left)} in {seconds:0.#} s", Ring.Left));
                 else
-                    uncertain.Add(($"{Ring.Describe(Ring.Left)} sent nothing for {seconds:0.#} s after {_fromLeft} chunk(s)", Ring.Left));
+                    uncertain.Add(($"{Ring.Describe(Ring.Left)} sent nothing for {seconds:0.#} s after {_applied} chunk(s)", Ring.Left));
             }
             // A live right-hand neighbour holds back fewer than a credit batch of acknowledgements.
             int outstanding = _sent - _acknowledged;
