@@ -19,7 +19,11 @@ public sealed class DeviceData : IDisposable
         Count = split.Count;
         using var scope = NewDisposeScope();
         var raw = tensor(split.Pixels, new long[] { split.Count, 1, split.Rows, split.Columns });
-        var images = raw.to_type(ScalarType.Float32).div_(255f).sub_(mean).div_(std).to(device);
+        // Explicit Scalars that live to the end: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
+        using var scale = 255f.ToScalar();
+        using var meanScalar = mean.ToScalar();
+        using var stdScalar = std.ToScalar();
+        var images = raw.to_type(ScalarType.Float32).div_(scale).sub_(meanScalar).div_(stdScalar).to(device);
         var labels = tensor(split.Labels, new long[] { split.Count }).to_type(ScalarType.Int64).to(device);
         Images = images.DetachFromDisposeScope();
         Labels = labels.DetachFromDisposeScope();

@@ -59,7 +59,9 @@ public sealed class Replica : IDisposable
         var index = tensor(positions, ScalarType.Int64).to(Device);
         var logits = Model.forward(_train.Images.index_select(0, index));
         var lossSum = functional.cross_entropy(logits, _train.Labels.index_select(0, index), reduction: Reduction.Sum);
-        lossSum.div(globalCount).backward();
+        // An explicit Scalar that lives to the end of the method: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
+        using var divisor = globalCount.ToScalar();
+        lossSum.div(divisor).backward();
         return lossSum.item<float>();
     }
 

@@ -5,13 +5,16 @@ using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Optim;
 
-/// <summary>Builds the job's optimizer (TorchSharp's SGD and Adam, which follow PyTorch's update rules) and its LR schedule.</summary>
+/// <summary>
+/// Builds the job's optimizer (TorchSharp's SGD and Adam update rules, which follow PyTorch's, run with
+/// their Scalars kept alive: see <see cref="ScalarSafeSgd"/>) and its LR schedule.
+/// </summary>
 public static class OptimizerFactory
 {
     public static optim.Optimizer Create(OptimizerSpec spec, IEnumerable<Parameter> parameters) => spec.Type switch
     {
-        "sgd" => optim.SGD(parameters, spec.Lr, momentum: spec.Momentum, weight_decay: spec.WeightDecay),
-        "adam" => optim.Adam(parameters, spec.Lr, beta1: spec.Beta1, beta2: spec.Beta2, eps: spec.Eps, weight_decay: spec.WeightDecay),
+        "sgd" => new ScalarSafeSgd(parameters, spec.Lr, momentum: spec.Momentum, weightDecay: spec.WeightDecay),
+        "adam" => new ScalarSafeAdam(parameters, spec.Lr, beta1: spec.Beta1, beta2: spec.Beta2, eps: spec.Eps, weightDecay: spec.WeightDecay),
         _ => throw new ArgumentException($"unknown optimizer type '{spec.Type}'"),
     };
 
