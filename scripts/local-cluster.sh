@@ -6,12 +6,14 @@
 # Usage: scripts/local-cluster.sh up [--workers N] [--devices-per-worker D] [--dir D] [--set path=value]...
 #        scripts/local-cluster.sh down [--dir D]      stops exactly the processes it started
 #        scripts/local-cluster.sh status [--dir D]    one line per node: name, role, address, pid, state
-#        scripts/local-cluster.sh start NAME [--dir D] starts a stopped node again (same port, data, args)
+#        scripts/local-cluster.sh start NAME [--dir D] [--set path=value]...
+#                                                      starts a stopped node again (same port, data, args;
+#                                                      a --set here holds for this start only)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$ORCH_ROOT/scripts/lib/cluster.sh"
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 action="$1"; shift
 node=""
@@ -128,7 +130,7 @@ ENV
 }
 
 start_again() {
-  orch_restart_node "$dir" "$node"
+  orch_restart_node "$dir" "$node" ${settings[@]+"${settings[@]}"}
   # A coordinator is back when its job API answers (the client fails at once on a closed port).
   if grep -q coordinator "$dir/nodes/$node.role"; then
     # shellcheck disable=SC1091

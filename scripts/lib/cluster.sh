@@ -69,13 +69,14 @@ orch_launch() {
   echo $! >"$dir/nodes/$name.pid"
 }
 
-# orch_restart_node <run dir> <name>: starts a stopped node again with the arguments it had.
+# orch_restart_node <run dir> <name> [args...]: starts a stopped node again with the arguments it had;
+# extra arguments (--set path=value) come after them, so they win for this start only.
 orch_restart_node() {
-  local dir="$1" name="$2"
+  local dir="$1" name="$2"; shift 2
   [ -f "$dir/nodes/$name.args" ] || { echo "no node '$name' in $dir" >&2; return 2; }
   if orch_pid_alive "$(cat "$dir/nodes/$name.pid" 2>/dev/null)"; then echo "node '$name' is running" >&2; return 1; fi
   local dll; dll="$(orch_built_dll Orchestrator.Node orchestrator-node)" || return 1
   local args=()
   mapfile -d '' args <"$dir/nodes/$name.args"
-  orch_launch "$dir" "$name" "$dll" "${args[@]}"
+  orch_launch "$dir" "$name" "$dll" "${args[@]}" "$@"
 }

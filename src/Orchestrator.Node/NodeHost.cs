@@ -1,8 +1,10 @@
+using Akka.Actor;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Cluster.Coordinator;
+using Orchestrator.Cluster.Membership;
 using Orchestrator.Cluster.Worker;
 using Orchestrator.Core.Serialization;
 
@@ -11,7 +13,8 @@ namespace Orchestrator.Node;
 /// <summary>
 /// Wires a node in one place: the actor system (remoting, clustering, the serializer, the roles'
 /// actors) on the .NET generic host, plus the job API on coordinator nodes. The process ends when
-/// the actor system does (for instance when the split-brain resolver downs this node).
+/// the actor system does (for instance when the split-brain resolver downs this node), except on a node
+/// without the coordinator role that leaves its cluster to join the coordinator's again (<see cref="CoordinatorWatch"/>).
 /// </summary>
 public static class NodeHost
 {
@@ -32,11 +35,23 @@ public static class NodeHost
 
         if (!options.Has("coordinator"))
         {
-            var builder = Host.CreateApplicationBuilder([]);
-            ConfigureLogging(builder.Logging);
-            AddAkka(builder.Services, options, node, seeds);
-            await builder.Build().RunAsync(cancellation);
-            return 0;
+            // A node without the coordinator role starts over when its CoordinatorWatch ends the actor system
+            // for want of a coordinator: a fresh host on the same address joins through the seeds again.
+            // Any other ending (stopped, downed) ends the process, as on coordinator nodes.
+            while (true)
+            {
+                var builder = Host.CreateApplicationBuilder([]);
+                ConfigureLogging(builder.Logging);
+                AddAkka(builder.Services, options, node, seeds);
+                using var host = builder.Build();
+                await host.StartAsync(cancellation);
+                var shutdown = CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>());
+                await host.WaitForShutdownAsync(cancellation);
+                var reason = shutdown.ShutdownReason;
+                if (cancellation.IsCancellationRequested || reason is not CoordinatorWatch.RejoinReason) return 0;
+                Console.WriteLine($"[INFO][{DateTime.UtcNow:MM/dd/yyyy HH:mm:ss.fff}Z][orchestrator-node] the actor system ended ({reason}); " +
+                                  $"starting a fresh one that joins through {string.Join(", ", seeds)}");
+            }
         }
 
         node.PrepareSqlite();
@@ -71,6 +86,14 @@ public static class NodeHost
              .WithClustering(new ClusterOptions { Roles = [.. options.Roles], SeedNodes = seeds })
              .WithCustomSerializer("orchestrator", [typeof(Core.Protocol.IOrchestratorMessage)], system => new OrchestratorSerializer(system))
              .WithStrictSerialization();
+
+            if (!options.Has("coordinator"))
+            {
+                // The host decides whether the process ends (see RunAsync), so ending the actor system must not end the CLR.
+                b.AddHocon("akka.coordinated-shutdown.exit-clr = off", HoconAddMode.Prepend);
+                if (settings.Membership.RejoinWithoutCoordinatorAfter is { } limit)
+                    b.WithActors((system, _) => system.ActorOf(CoordinatorWatch.Props(limit), CoordinatorWatch.Name));
+            }
 
             if (options.Has("coordinator"))
                 b.WithSingleton<JobManagerKey>("job-manager", JobManager.Props(settings.Coordinator),

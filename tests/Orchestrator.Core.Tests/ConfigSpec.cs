@@ -25,6 +25,14 @@ public sealed class ConfigSpec
     }
 
     [Fact]
+    public void A_node_without_a_coordinator_rejoins_after_20_s_and_the_operator_can_turn_that_off()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(20), OrchestratorSettings.Create(Shipped).Membership.RejoinWithoutCoordinatorAfter);
+        var off = ConfigurationFactory.ParseString("orchestrator.membership.rejoin-without-coordinator-after = off").WithFallback(Shipped);
+        Assert.Null(OrchestratorSettings.Create(off).Membership.RejoinWithoutCoordinatorAfter);
+    }
+
+    [Fact]
     public void The_wire_is_our_serializer_with_a_fixed_frame_size()
     {
         Assert.Equal("orchestrator", Shipped.GetString("akka.actor.serialization-bindings.\"Orchestrator.Core.Protocol.IOrchestratorMessage, Orchestrator.Core\""));
@@ -58,6 +66,7 @@ public sealed class ConfigSpec
     [InlineData("orchestrator.coordinator.stop-timeout = 0s", "orchestrator.coordinator.stop-timeout")]
     [InlineData("orchestrator.data-dir = \"\"", "orchestrator.data-dir")]
     [InlineData("orchestrator.checkpoint.eval-threads = 0", "orchestrator.checkpoint.eval-threads")]
+    [InlineData("orchestrator.membership.rejoin-without-coordinator-after = 0s", "orchestrator.membership.rejoin-without-coordinator-after")]
     public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(Shipped);

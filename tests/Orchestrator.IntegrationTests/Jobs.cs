@@ -1,11 +1,20 @@
 namespace Orchestrator.IntegrationTests;
 
-/// <summary>Job files for the tests, written to a temp folder.</summary>
+/// <summary>Job files for the tests, written to a temp folder of this test run that is removed when it ends.</summary>
 internal static class Jobs
 {
+    private static readonly string Folder = CreateFolder();
+
+    private static string CreateFolder()
+    {
+        var folder = Directory.CreateTempSubdirectory("orch-it-jobs-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(folder, recursive: true); } catch (IOException) { } };
+        return folder;
+    }
+
     public static string Write(string json)
     {
-        var path = Path.Combine(Path.GetTempPath(), "orch-it-job-" + Guid.NewGuid().ToString("N")[..8] + ".json");
+        var path = Path.Combine(Folder, "job-" + Guid.NewGuid().ToString("N")[..8] + ".json");
         File.WriteAllText(path, json);
         return path;
     }

@@ -105,9 +105,10 @@ public sealed class LocalCluster : IDisposable
 
     public string Address(string node) => File.ReadAllText(Path.Combine(Dir, "nodes", node + ".address")).Trim();
 
-    public void Start(string node)
+    /// <summary>Starts a stopped node again as it was, plus <paramref name="settings"/> (path=value) for this start only.</summary>
+    public void Start(string node, params string[] settings)
     {
-        var result = Script(TimeSpan.FromSeconds(60), "local-cluster.sh", "start", node, "--dir", Dir);
+        var result = Script(TimeSpan.FromSeconds(60), "local-cluster.sh", ["start", node, "--dir", Dir, .. settings.SelectMany(s => new[] { "--set", s })]);
         Assert.True(result.ExitCode == 0, $"local-cluster.sh start {node}: {result}");
     }
 

@@ -4,7 +4,7 @@ namespace Orchestrator.Core.Settings;
 
 /// <summary>The <c>orchestrator</c> section of the configuration, read once and validated; errors name the HOCON path.</summary>
 public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, CoordinatorSettings Coordinator, WorkerSettings Worker,
-    CheckpointSettings Checkpoint)
+    CheckpointSettings Checkpoint, MembershipSettings Membership)
 {
     /// <summary>The shipped defaults (embedded <c>reference.conf</c>).</summary>
     public static Config DefaultConfig() =>
@@ -17,7 +17,8 @@ public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, Coord
         var dataDir = c.GetString("data-dir", "");
         if (string.IsNullOrWhiteSpace(dataDir)) throw new ConfigurationException("orchestrator.data-dir must not be empty");
         return new OrchestratorSettings(dataDir, ApiSettings.Create(c.GetConfig("api")), CoordinatorSettings.Create(c.GetConfig("coordinator")),
-            WorkerSettings.Create(c.GetConfig("worker")), CheckpointSettings.Create(c.GetConfig("checkpoint"), dataDir));
+            WorkerSettings.Create(c.GetConfig("worker")), CheckpointSettings.Create(c.GetConfig("checkpoint"), dataDir),
+            MembershipSettings.Create(c.GetConfig("membership")));
     }
 
     internal static TimeSpan Positive(Config c, string path, string section)
@@ -73,5 +74,18 @@ public sealed record CheckpointSettings(string Dir, int EvalThreads)
         var threads = c.GetInt("eval-threads", 0);
         if (threads < 1) throw new ConfigurationException($"orchestrator.checkpoint.eval-threads must be at least 1, was {c.GetString("eval-threads", "(missing)")}");
         return new CheckpointSettings(string.IsNullOrWhiteSpace(dir) ? Path.Combine(dataDir, "checkpoints") : dir, threads);
+    }
+}
+
+/// <summary>How a node without the coordinator role keeps itself in the coordinator's cluster (null: it never rejoins by itself).</summary>
+public sealed record MembershipSettings(TimeSpan? RejoinWithoutCoordinatorAfter)
+{
+    public static MembershipSettings Create(Config c)
+    {
+        const string path = "rejoin-without-coordinator-after";
+        if (c.IsNullOrEmpty()) throw new ConfigurationException($"orchestrator.membership.{path} is missing");
+        return string.Equals(c.GetString(path, ""), "off", StringComparison.OrdinalIgnoreCase)
+            ? new MembershipSettings((TimeSpan?)null)
+            : new MembershipSettings(OrchestratorSettings.Positive(c, path, "membership"));
     }
 }

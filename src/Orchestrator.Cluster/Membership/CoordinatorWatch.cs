@@ -1,0 +1,88 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+
+namespace Orchestrator.Cluster.Membership;
+
+/// <summary>
+/// How long this node has been a member without a reachable coordinator. The clock starts when the
+/// node is Up and sees no reachable, Up coordinator-role member, and stops as soon as it sees one.
+/// A node that is not yet a member (still joining) is waiting for its seeds, not orphaned.
+/// </summary>
+public sealed class CoordinatorAbsence(TimeSpan limit)
+{
+    private DateTime? _since;
+
+    public TimeSpan Limit { get; } = limit;
+
+    /// <summary>Records one observation; true once the coordinator has been missing for <see cref="Limit"/>.</summary>
+    public bool Observe(DateTime now, bool selfUp, bool coordinatorReachable)
+    {
+        if (!selfUp || coordinatorReachable)
+        {
+            _since = null;
+            return false;
+        }
+        _since ??= now;
+        return now - _since.Value >= Limit;
+    }
+}
+
+/// <summary>
+/// On nodes without the coordinator role: when the node has been in a cluster with no reachable
+/// coordinator for <c>orchestrator.membership.rejoin-without-coordinator-after</c>, it ends its actor
+/// system with <see cref="RejoinReason"/>, and the node host starts a fresh one that joins through the
+/// seed nodes again. The case it is for: a restarted coordinator that is the first seed can join
+/// itself (Akka does so when its other seeds' answers are lost while they drop its old incarnation),
+/// leaving its workers in a cluster of their own that no coordinator will ever join.
+/// </summary>
+public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
+{
+    public const string Name = "coordinator-watch";
+    public const string CoordinatorRole = "coordinator";
+
+    /// <summary>The coordinated-shutdown reason that tells the node host to start over rather than exit.</summary>
+    public sealed class RejoinReason : CoordinatedShutdown.Reason
+    {
+        public static readonly RejoinReason Instance = new();
+        private RejoinReason() { }
+        public override int ExitCode => 0;   // never an exit: the host starts over
+        public override string ToString() => "no reachable coordinator; joining again through the seed nodes";
+    }
+
+    private sealed class Tick
+    {
+        public static readonly Tick Instance = new();
+    }
+
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly CoordinatorAbsence _absence;
+    private bool _leaving;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(TimeSpan limit) => Akka.Actor.Props.Create(() => new CoordinatorWatch(limit));
+
+    public CoordinatorWatch(TimeSpan limit)
+    {
+        _absence = new CoordinatorAbsence(limit);
+        Receive<Tick>(_ => Check());
+    }
+
+    protected override void PreStart() => Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
+
+    private void Check()
+    {
+        if (_leaving) return;
+        var state = _cluster.State;
+        var selfUp = state.Members.Any(m => m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) && m.Status == MemberStatus.Up);
+        var coordinatorReachable = state.Members.Any(m => m.HasRole(CoordinatorRole) && m.Status == MemberStatus.Up && !state.Unreachable.Contains(m));
+        if (!_absence.Observe(DateTime.UtcNow, selfUp, coordinatorReachable)) return;
+
+        _leaving = true;
+        _log.Warning("no reachable coordinator in this cluster for {0} s (members: {1}); leaving it to join again through the seed nodes",
+            _absence.Limit.TotalSeconds, string.Join(", ", state.Members.Select(m => $"{m.Address} [{string.Join(",", m.Roles)}] {m.Status}")));
+        CoordinatedShutdown.Get(Context.System).Run(RejoinReason.Instance);
+    }
+}
