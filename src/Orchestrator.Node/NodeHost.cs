@@ -35,9 +35,17 @@ public static class NodeHost
 
         if (!options.Has("coordinator"))
         {
+            if (node.Settings.Membership.RejoinWithoutCoordinatorAfter is null)
+            {
+                var builder = Host.CreateApplicationBuilder([]);
+                ConfigureLogging(builder.Logging);
+                AddAkka(builder.Services, options, node, seeds);
+                await builder.Build().RunAsync(cancellation);
+                return 0;
+            }
             // A node without the coordinator role starts over when its CoordinatorWatch ends the actor system
-            // for want of a coordinator: a fresh host on the same address joins through the seeds again.
-            // Any other ending (stopped, downed) ends the process, as on coordinator nodes.
+            // for want of a coordinator: a fresh host joins through the seeds again (on the same address when
+            // the port is fixed). Any other ending (stopped, downed) ends the process, as on coordinator nodes.
             while (true)
             {
                 var builder = Host.CreateApplicationBuilder([]);
@@ -45,10 +53,12 @@ public static class NodeHost
                 AddAkka(builder.Services, options, node, seeds);
                 using var host = builder.Build();
                 await host.StartAsync(cancellation);
-                var shutdown = CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>());
+                var system = host.Services.GetRequiredService<ActorSystem>();
+                var shutdown = CoordinatedShutdown.Get(system);
+                ExitIfTerminationHangs(system, shutdown);
                 await host.WaitForShutdownAsync(cancellation);
                 var reason = shutdown.ShutdownReason;
-                if (cancellation.IsCancellationRequested || reason is not CoordinatorWatch.RejoinReason) return 0;
+                if (cancellation.IsCancellationRequested || reason is not CoordinatorWatch.RejoinReason) return reason?.ExitCode ?? 0;
                 Console.WriteLine($"[INFO][{DateTime.UtcNow:MM/dd/yyyy HH:mm:ss.fff}Z][orchestrator-node] the actor system ended ({reason}); " +
                                   $"starting a fresh one that joins through {string.Join(", ", seeds)}");
             }
@@ -67,6 +77,23 @@ public static class NodeHost
         await app.RunAsync(cancellation);
         return 0;
     }
+
+    /// <summary>
+    /// Stands in for the guard that <c>exit-clr</c> (off on nodes that may start over) gives: once a
+    /// shutdown has begun, an actor system that has not terminated within the phases' total timeout ends
+    /// the process with the reason's exit code, so that a downed node cannot hang on as a zombie.
+    /// </summary>
+    private static void ExitIfTerminationHangs(ActorSystem system, CoordinatedShutdown shutdown) =>
+        shutdown.AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "exit-if-termination-hangs", () =>
+        {
+            _ = Task.WhenAny(system.WhenTerminated, Task.Delay(shutdown.TotalTimeout + TimeSpan.FromSeconds(5))).ContinueWith(_ =>
+            {
+                if (system.WhenTerminated.IsCompleted) return;
+                Console.Error.WriteLine($"orchestrator-node: the actor system did not terminate within {shutdown.TotalTimeout.TotalSeconds:F0} s of its shutdown ({shutdown.ShutdownReason}); exiting");
+                Environment.Exit(shutdown.ShutdownReason?.ExitCode ?? 1);
+            }, TaskScheduler.Default);
+            return Task.FromResult(Akka.Done.Instance);
+        });
 
     private static void ConfigureLogging(ILoggingBuilder logging)
     {
@@ -87,12 +114,12 @@ public static class NodeHost
              .WithCustomSerializer("orchestrator", [typeof(Core.Protocol.IOrchestratorMessage)], system => new OrchestratorSerializer(system))
              .WithStrictSerialization();
 
-            if (!options.Has("coordinator"))
+            if (!options.Has("coordinator") && settings.Membership.RejoinWithoutCoordinatorAfter is { } limit)
             {
-                // The host decides whether the process ends (see RunAsync), so ending the actor system must not end the CLR.
+                // The host decides whether the process ends (see RunAsync), so ending the actor system must not end
+                // the CLR: exit-clr is off here whatever the configuration says, and ExitIfTerminationHangs guards.
                 b.AddHocon("akka.coordinated-shutdown.exit-clr = off", HoconAddMode.Prepend);
-                if (settings.Membership.RejoinWithoutCoordinatorAfter is { } limit)
-                    b.WithActors((system, _) => system.ActorOf(CoordinatorWatch.Props(limit), CoordinatorWatch.Name));
+                b.WithActors((system, _) => system.ActorOf(CoordinatorWatch.Props(limit), CoordinatorWatch.Name));
             }
 
             if (options.Has("coordinator"))

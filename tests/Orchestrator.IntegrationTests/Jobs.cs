@@ -8,7 +8,7 @@ internal static class Jobs
     private static string CreateFolder()
     {
         var folder = Directory.CreateTempSubdirectory("orch-it-jobs-").FullName;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(folder, recursive: true); } catch (IOException) { } };
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(folder, recursive: true); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { } };
         return folder;
     }
 

@@ -87,9 +87,10 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     {
         var (job, id) = RunUntilStep250AndKillTheCoordinator("it-island");
         var logOffsets = new[] { "coordinator", "worker-1", "worker-2" }.ToDictionary(n => n, n => _cluster.Log(n).Length);
-        // With no time to hear from the other seed, the restarted first seed joins itself: the island that
-        // Akka also forms by itself when the other seed's answers are lost while it drops the old incarnation.
-        _cluster.Start("coordinator", "akka.cluster.seed-node-timeout=1ms");
+        // With no time at all to hear from the other seed, the restarted first seed joins itself at once: the
+        // island that Akka also forms by itself when the other seed's answers are lost while it drops the old
+        // incarnation (its first-seed process only asks others while time is left).
+        _cluster.Start("coordinator", "akka.cluster.seed-node-timeout=0s");
 
         var done = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
         Assert.True(done.GetProperty("state").GetString() == "Completed", done.ToString());

@@ -42,7 +42,8 @@ public sealed class OptimizerTests
         {
             using var stepScope = NewDisposeScope();
             foreach (var group in optimizer.ParamGroups) group.LearningRate = group.InitialLearningRate * (1 + step % lrChangeEvery) / lrChangeEvery;
-            for (int k = 0; k < Tensors; k++) parameters[k].grad = tensor(Values(k, step + 1)).DetachFromDisposeScope();
+            // Gradients stay in the step's scope (reachable) while libtorch takes its own reference to them.
+            for (int k = 0; k < Tensors; k++) parameters[k].grad = tensor(Values(k, step + 1));
             optimizer.step();
         }
         return parameters.SelectMany(p => p.data<float>().ToArray()).ToArray();

@@ -126,7 +126,22 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         }, ActorRefs.Nobody);
     }
 
-    protected override void PostStop() => _evaluator.Dispose();
+    /// <summary>
+    /// The file and evaluation queues run off the mailbox: a checkpoint being written and an evaluation
+    /// using the evaluator finish before the evaluator goes (and before a new store on a restarted actor
+    /// system removes temp files). Bounded, so that a stuck disk cannot hold the node's shutdown; then the
+    /// evaluator is left to the process's end rather than freed under a running evaluation.
+    /// </summary>
+    protected override void PostStop()
+    {
+        var pending = Task.WhenAll(_disk, _evaluation);
+        try { pending.Wait(DrainTimeout); }
+        catch (AggregateException) { }   // a failed write or evaluation was reported when it failed
+        if (pending.IsCompleted) _evaluator.Dispose();
+        else _log.Warning("checkpoint work still running {0} s after the checkpoint actor stopped; its evaluator is left unfreed", DrainTimeout.TotalSeconds);
+    }
+
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
     private void OnOffer(SnapshotOffer offer)
     {

@@ -11,12 +11,12 @@ namespace Orchestrator.Cluster.Membership;
 /// </summary>
 public sealed class CoordinatorAbsence(TimeSpan limit)
 {
-    private DateTime? _since;
+    private TimeSpan? _since;
 
     public TimeSpan Limit { get; } = limit;
 
-    /// <summary>Records one observation; true once the coordinator has been missing for <see cref="Limit"/>.</summary>
-    public bool Observe(DateTime now, bool selfUp, bool coordinatorReachable)
+    /// <summary>Records one observation at <paramref name="now"/> on a monotonic clock; true once the coordinator has been missing for <see cref="Limit"/>.</summary>
+    public bool Observe(TimeSpan now, bool selfUp, bool coordinatorReachable)
     {
         if (!selfUp || coordinatorReachable)
         {
@@ -77,8 +77,10 @@ public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
         if (_leaving) return;
         var state = _cluster.State;
         var selfUp = state.Members.Any(m => m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) && m.Status == MemberStatus.Up);
+        // Up only: a coordinator still Joining (a new incarnation on its way in) is not there yet, and one Leaving is going.
         var coordinatorReachable = state.Members.Any(m => m.HasRole(CoordinatorRole) && m.Status == MemberStatus.Up && !state.Unreachable.Contains(m));
-        if (!_absence.Observe(DateTime.UtcNow, selfUp, coordinatorReachable)) return;
+        // A monotonic clock: a step of the wall clock must not start or delay a rejoin.
+        if (!_absence.Observe(TimeSpan.FromMilliseconds(Environment.TickCount64), selfUp, coordinatorReachable)) return;
 
         _leaving = true;
         _log.Warning("no reachable coordinator in this cluster for {0} s (members: {1}); leaving it to join again through the seed nodes",

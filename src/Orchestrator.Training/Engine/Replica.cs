@@ -51,7 +51,14 @@ public sealed class Replica : IDisposable
         if (!accumulate) Optimizer.zero_grad();
         if (indices.Length == 0)
         {
-            if (!accumulate) foreach (var p in Model.parameters()) p.grad = zeros_like(p).DetachFromDisposeScope();
+            if (!accumulate)
+                foreach (var p in Model.parameters())
+                {
+                    // The scope keeps the wrapper reachable while libtorch takes its own reference (a detached
+                    // temporary could be finalized during the call); disposing it later leaves the gradient be.
+                    var zero = zeros_like(p);
+                    p.grad = zero;
+                }
             return 0;
         }
         var positions = new long[indices.Length];

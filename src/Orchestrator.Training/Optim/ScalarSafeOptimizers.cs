@@ -9,8 +9,8 @@ namespace Orchestrator.Training.Optim;
 // so a garbage collection on another thread can run its finalizer, which frees the native Scalar while
 // libtorch is still reading it. libtorch then fails with "Expected false to be true ... toDouble at
 // Scalar.h:140" (seen here: a 2-worker job failed at step ~250), or worse, reads a wrong number. These
-// subclasses run the same update rule, operation for operation (so results are bit-identical to
-// TorchSharp's and PyTorch's), with every Scalar a `using` local that lives until the update is done,
+// subclasses run TorchSharp's update rule, operation for operation (so results are bit-identical to
+// TorchSharp's), with every Scalar a `using` local that lives until the update is done,
 // and only overloads that take every Scalar from us (`add_(Scalar)` makes its alpha of 1 implicitly).
 // OptimizerTests runs them while another thread collects garbage without pause.
 // The state classes and `state_dict()` are TorchSharp's, so checkpoints are unchanged.
