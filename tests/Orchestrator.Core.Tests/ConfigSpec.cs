@@ -67,6 +67,11 @@ public sealed class ConfigSpec
     [InlineData("orchestrator.data-dir = \"\"", "orchestrator.data-dir")]
     [InlineData("orchestrator.checkpoint.eval-threads = 0", "orchestrator.checkpoint.eval-threads")]
     [InlineData("orchestrator.membership.rejoin-without-coordinator-after = 0s", "orchestrator.membership.rejoin-without-coordinator-after")]
+    [InlineData("orchestrator.membership.rejoin-without-coordinator-after = soon", "orchestrator.membership.rejoin-without-coordinator-after")]
+    [InlineData("orchestrator.membership.rejoin-without-coordinator-after = -5s", "orchestrator.membership.rejoin-without-coordinator-after")]
+    [InlineData("orchestrator.coordinator.stop-timeout = soon", "orchestrator.coordinator.stop-timeout")]
+    [InlineData("orchestrator.worker.cpu-devices = abc", "orchestrator.worker.cpu-devices")]
+    [InlineData("orchestrator.api.port = x", "orchestrator.api.port")]
     public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(Shipped);

@@ -23,9 +23,22 @@ public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, Coord
 
     internal static TimeSpan Positive(Config c, string path, string section)
     {
-        var value = c.GetTimeSpan(path, TimeSpan.Zero);
+        var value = Parsed(c, path, section, "a positive duration", () => c.GetTimeSpan(path, TimeSpan.Zero));
         if (value <= TimeSpan.Zero) throw new ConfigurationException($"orchestrator.{section}.{path} must be a positive duration, was {c.GetString(path, "(missing)")}");
         return value;
+    }
+
+    internal static int Int(Config c, string path, string section, int fallback) =>
+        Parsed(c, path, section, "a whole number", () => c.GetInt(path, fallback));
+
+    /// <summary>HOCON's typed reads throw FormatException on text like 'soon'; this names the setting instead.</summary>
+    private static T Parsed<T>(Config c, string path, string section, string expected, Func<T> read)
+    {
+        try { return read(); }
+        catch (Exception ex) when (ex is FormatException or OverflowException)
+        {
+            throw new ConfigurationException($"orchestrator.{section}.{path} must be {expected}, was {c.GetString(path, "(missing)")}");
+        }
     }
 }
 
@@ -33,7 +46,7 @@ public sealed record ApiSettings(string Hostname, int Port, string Token, TimeSp
 {
     public static ApiSettings Create(Config c)
     {
-        var port = c.GetInt("port", -1);
+        var port = OrchestratorSettings.Int(c, "port", "api", -1);
         if (port is < 0 or > 65535) throw new ConfigurationException($"orchestrator.api.port must be in [0, 65535], was {c.GetString("port", "(missing)")}");
         var hostname = c.GetString("hostname", "");
         if (string.IsNullOrWhiteSpace(hostname)) throw new ConfigurationException("orchestrator.api.hostname must not be empty");
@@ -56,9 +69,9 @@ public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, 
         var device = c.GetString("device", "auto");
         if (device is not ("auto" or "cpu" or "cuda"))
             throw new ConfigurationException($"orchestrator.worker.device must be auto, cpu or cuda, was '{device}'");
-        var cpuDevices = c.GetInt("cpu-devices", 0);
+        var cpuDevices = OrchestratorSettings.Int(c, "cpu-devices", "worker", 0);
         if (cpuDevices is < 1 or > 64) throw new ConfigurationException($"orchestrator.worker.cpu-devices must be in [1, 64], was {c.GetString("cpu-devices", "(missing)")}");
-        var threads = c.GetInt("threads", -1);
+        var threads = OrchestratorSettings.Int(c, "threads", "worker", -1);
         if (threads < 0) throw new ConfigurationException($"orchestrator.worker.threads must be 0 (all cores) or more, was {c.GetString("threads", "(missing)")}");
         return new WorkerSettings(device, cpuDevices, threads, OrchestratorSettings.Positive(c, "progress-interval", "worker"),
             OrchestratorSettings.Positive(c, "collective-deadline", "worker"), OrchestratorSettings.Positive(c, "ring-connect-timeout", "worker"));
@@ -71,7 +84,7 @@ public sealed record CheckpointSettings(string Dir, int EvalThreads)
     public static CheckpointSettings Create(Config c, string dataDir)
     {
         var dir = c.GetString("dir", "");
-        var threads = c.GetInt("eval-threads", 0);
+        var threads = OrchestratorSettings.Int(c, "eval-threads", "checkpoint", 0);
         if (threads < 1) throw new ConfigurationException($"orchestrator.checkpoint.eval-threads must be at least 1, was {c.GetString("eval-threads", "(missing)")}");
         return new CheckpointSettings(string.IsNullOrWhiteSpace(dir) ? Path.Combine(dataDir, "checkpoints") : dir, threads);
     }
