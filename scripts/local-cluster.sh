@@ -129,17 +129,38 @@ ENV
   status
 }
 
+# A restarted node that exited: its status and the end of its log. A refusal of its arguments (exit 2,
+# e.g. a --set that does not parse, named in the log) is passed on as exit 2.
+report_exit() {
+  local pid="$1" rc=0
+  wait "$pid" || rc=$?
+  echo "local-cluster.sh: $node exited with status $rc; the end of its log ($dir/logs/$node.log):" >&2
+  tail -5 "$dir/logs/$node.log" >&2
+  if [ "$rc" = 2 ]; then exit 2; fi
+  exit 1
+}
+
 start_again() {
   orch_restart_node "$dir" "$node" ${settings[@]+"${settings[@]}"}
-  # A coordinator is back when its job API answers (the client fails at once on a closed port).
+  local pid deadline
+  pid="$(cat "$dir/nodes/$node.pid")"
   if grep -q coordinator "$dir/nodes/$node.role"; then
+    # A coordinator is back when its job API answers (the client fails at once on a closed port).
     # shellcheck disable=SC1091
     source "$dir/cluster.env"
-    local deadline=$((SECONDS + 60))
+    deadline=$((SECONDS + 60))
     until orch_http_get "$ORCH_API_PORT" /health 2>/dev/null | grep -q '"ok"'; do
-      if [ $SECONDS -ge $deadline ] || ! orch_pid_alive "$(cat "$dir/nodes/$node.pid")"; then
+      orch_pid_alive "$pid" || report_exit "$pid"
+      if [ $SECONDS -ge $deadline ]; then
         echo "local-cluster.sh: $node did not come back; its log: $dir/logs/$node.log" >&2; exit 1
       fi
+      sleep 0.3
+    done
+  else
+    # Other nodes validate their configuration within a second or two of starting.
+    deadline=$((SECONDS + 3))
+    while [ $SECONDS -lt $deadline ]; do
+      orch_pid_alive "$pid" || report_exit "$pid"
       sleep 0.3
     done
   fi
