@@ -35,17 +35,10 @@ public static class NodeHost
 
         if (!options.Has("coordinator"))
         {
-            if (node.Settings.Membership.RejoinWithoutCoordinatorAfter is null)
-            {
-                var builder = Host.CreateApplicationBuilder([]);
-                ConfigureLogging(builder.Logging);
-                AddAkka(builder.Services, options, node, seeds);
-                await builder.Build().RunAsync(cancellation);
-                return 0;
-            }
             // A node without the coordinator role starts over when its CoordinatorWatch ends the actor system
             // for want of a coordinator: a fresh host joins through the seeds again (on the same address when
-            // the port is fixed). Any other ending (stopped, downed) ends the process, as on coordinator nodes.
+            // the port is fixed). Any other ending (stopped, downed) ends the process, as on coordinator nodes
+            // (with rejoining off, exit-clr stays on and ends it first, as there).
             while (true)
             {
                 var builder = Host.CreateApplicationBuilder([]);

@@ -22,7 +22,7 @@ public sealed class LocalCluster : IDisposable
     {
         var cluster = new LocalCluster();
         string[] args = ["up", "--workers", workers.ToString(), "--devices-per-worker", devicesPerWorker.ToString(), "--dir", cluster.Dir,
-            .. settings.SelectMany(s => new[] { "--set", s })];
+            .. SetArguments(settings)];
         var up = Script(TimeSpan.FromSeconds(180), "local-cluster.sh", args);
         if (up.ExitCode != 0)
         {
@@ -31,6 +31,8 @@ public sealed class LocalCluster : IDisposable
         }
         return cluster;
     }
+
+    private static IEnumerable<string> SetArguments(string[] settings) => settings.SelectMany(s => new[] { "--set", s });
 
     /// <summary>The client (<c>scripts/orchestrator</c>) against this cluster.</summary>
     public ProcessResult Client(params string[] args) => Script(TimeSpan.FromSeconds(120), "orchestrator", args, Dir);
@@ -108,7 +110,7 @@ public sealed class LocalCluster : IDisposable
     /// <summary>Starts a stopped node again as it was, plus <paramref name="settings"/> (path=value) for this start only.</summary>
     public void Start(string node, params string[] settings)
     {
-        var result = Script(TimeSpan.FromSeconds(60), "local-cluster.sh", ["start", node, "--dir", Dir, .. settings.SelectMany(s => new[] { "--set", s })]);
+        var result = Script(TimeSpan.FromSeconds(60), "local-cluster.sh", ["start", node, "--dir", Dir, .. SetArguments(settings)]);
         Assert.True(result.ExitCode == 0, $"local-cluster.sh start {node}: {result}");
     }
 

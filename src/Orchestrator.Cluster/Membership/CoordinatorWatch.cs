@@ -58,7 +58,6 @@ public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CoordinatorAbsence _absence;
-    private bool _leaving;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -74,7 +73,6 @@ public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
 
     private void Check()
     {
-        if (_leaving) return;
         var state = _cluster.State;
         var selfUp = state.Members.Any(m => m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) && m.Status == MemberStatus.Up);
         // Up only: a coordinator still Joining (a new incarnation on its way in) is not there yet, and one Leaving is going.
@@ -82,7 +80,7 @@ public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
         // A monotonic clock: a step of the wall clock must not start or delay a rejoin.
         if (!_absence.Observe(TimeSpan.FromMilliseconds(Environment.TickCount64), selfUp, coordinatorReachable)) return;
 
-        _leaving = true;
+        Timers.CancelAll();   // once is enough: the actor system is ending
         _log.Warning("no reachable coordinator in this cluster for {0} s (members: {1}); leaving it to join again through the seed nodes",
             _absence.Limit.TotalSeconds, string.Join(", ", state.Members.Select(m => $"{m.Address} [{string.Join(",", m.Roles)}] {m.Status}")));
         CoordinatedShutdown.Get(Context.System).Run(RejoinReason.Instance);
