@@ -5,7 +5,6 @@ namespace Orchestrator.Core.Tests;
 
 public class JobSpecParserTests
 {
-    private static readonly string[] Models = ["mlp", "lenet"];
 
     private const string Minimal = """{ "name": "j1", "model": "mlp", "dataset": { "name": "fashion-mnist" } }""";
 
@@ -32,7 +31,7 @@ public class JobSpecParserTests
     [Fact]
     public void Minimal_job_gets_every_default()
     {
-        var job = JobSpecParser.Parse(Minimal, Models);
+        var job = JobSpecParser.Parse(Minimal);
         Assert.Equal(new DatasetSpec("fashion-mnist", null), job.Dataset);
         Assert.Equal(1, job.Workers);
         Assert.Equal(1, job.DevicesPerWorker);
@@ -42,7 +41,7 @@ public class JobSpecParserTests
         Assert.Equal(new OptimizerSpec("sgd", 0.05, 0.9, 0, 0.9, 0.999, 1e-8), job.Optimizer);
         Assert.Equal(0, job.LrSchedule.WarmupSteps);
         Assert.Equal(42, job.Seed);
-        Assert.Equal(new CheckpointSpec(500, 3, "accuracy"), job.Checkpoint);
+        Assert.Equal(new CheckpointSpec(500, 3, null), job.Checkpoint);
         Assert.Equal(new AllReduceSpec(4 * 1024 * 1024, "akka"), job.AllReduce);
         Assert.Equal(3, job.MaxFailures);
         Assert.Null(job.MinWorkers);
@@ -51,7 +50,7 @@ public class JobSpecParserTests
     [Fact]
     public void The_specification_example_parses_as_written()
     {
-        var job = JobSpecParser.Parse(FullExample, Models);
+        var job = JobSpecParser.Parse(FullExample);
         Assert.Equal("fmnist-mlp", job.Name);
         Assert.Equal(2, job.Workers);
         Assert.Equal(2, job.WorldSize);
@@ -61,7 +60,7 @@ public class JobSpecParserTests
     [Fact]
     public void Adam_takes_its_own_fields()
     {
-        var job = JobSpecParser.Parse(With("""{ "optimizer": { "type": "adam", "lr": 0.001, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6 } }"""), Models);
+        var job = JobSpecParser.Parse(With("""{ "optimizer": { "type": "adam", "lr": 0.001, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6 } }"""));
         Assert.Equal(new OptimizerSpec("adam", 0.001, 0.9, 0, 0.8, 0.99, 1e-6), job.Optimizer);
     }
 
@@ -79,7 +78,7 @@ public class JobSpecParserTests
     [InlineData("{ \"name\": 7, \"model\": \"mlp\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "name", "must be a string")]
     // model and dataset
     [InlineData("{ \"name\": \"a\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "model", "is required")]
-    [InlineData("{ \"name\": \"a\", \"model\": \"resnet\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "model", "unknown model 'resnet'; known models: mlp, lenet")]
+    [InlineData("{ \"name\": \"a\", \"model\": \"resnet\", \"dataset\": { \"name\": \"fashion-mnist\" } }", "model", "unknown model 'resnet'; built-in models: mlp, lenet")]
     [InlineData("{ \"name\": \"a\", \"model\": \"mlp\" }", "dataset", "is required")]
     [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": \"fashion-mnist\" }", "dataset", "must be a JSON object")]
     [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"name\": \"cifar\" } }", "dataset.name", "must be one of")]
@@ -89,7 +88,7 @@ public class JobSpecParserTests
     [InlineData("{ \"name\": \"a\", \"model\": \"mlp\", \"dataset\": { \"name\": \"mnist\", \"split\": 1 } }", "dataset.split", "unknown field")]
     public void Invalid_documents_are_rejected_naming_the_field(string json, string field, string fragment)
     {
-        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(json, Models));
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(json));
         Assert.Equal(field, ex.Field);
         Assert.Contains(fragment, ex.Message);
     }
@@ -113,7 +112,11 @@ public class JobSpecParserTests
     [InlineData("""{ "optimizer": { "momentum": 1 } }""", "optimizer.momentum", "< 1")]
     [InlineData("""{ "optimizer": { "momentum": -0.5 } }""", "optimizer.momentum", ">= 0")]
     [InlineData("""{ "optimizer": { "weightDecay": -0.01 } }""", "optimizer.weightDecay", ">= 0")]
-    [InlineData("""{ "optimizer": { "beta1": 0.5 } }""", "optimizer.beta1", "'adam' only")]
+    [InlineData("""{ "optimizer": { "beta1": 0.5 } }""", "optimizer.beta1", "types 'adam' and 'adamw' only")]
+    [InlineData("""{ "optimizer": { "clipGradNorm": 0 } }""", "optimizer.clipGradNorm", "must be > 0")]
+    [InlineData("""{ "lrSchedule": { "decay": "step" } }""", "lrSchedule.decay", "'none', 'cosine'")]
+    [InlineData("""{ "lrSchedule": { "minLr": 0.001 } }""", "lrSchedule.minLr", "decay 'cosine' only")]
+    [InlineData("""{ "lrSchedule": { "decay": "cosine", "minLr": 1 } }""", "lrSchedule.minLr", "<= 0.05")]
     [InlineData("""{ "optimizer": { "type": "adam", "momentum": 0.9 } }""", "optimizer.momentum", "'sgd' only")]
     [InlineData("""{ "optimizer": { "type": "adam", "eps": 0 } }""", "optimizer.eps", "> 0")]
     [InlineData("""{ "lrSchedule": { "warmupSteps": -1 } }""", "lrSchedule.warmupSteps", "was -1")]
@@ -122,7 +125,7 @@ public class JobSpecParserTests
     [InlineData("""{ "seed": 1.5 }""", "seed", "must be an integer")]
     [InlineData("""{ "checkpoint": { "everySteps": 0 } }""", "checkpoint.everySteps", "was 0")]
     [InlineData("""{ "checkpoint": { "keep": 0 } }""", "checkpoint.keep", "was 0")]
-    [InlineData("""{ "checkpoint": { "metric": "f1" } }""", "checkpoint.metric", "'accuracy', 'loss'")]
+    [InlineData("""{ "checkpoint": { "metric": "../f1" } }""", "checkpoint.metric", "must be a metric's name")]
     [InlineData("""{ "allReduce": { "bucketBytes": 1000 } }""", "allReduce.bucketBytes", "was 1000")]
     [InlineData("""{ "allReduce": { "bucketBytes": 4097 } }""", "allReduce.bucketBytes", "multiple of 4")]
     [InlineData("""{ "allReduce": { "transport": "udp" } }""", "allReduce.transport", "'akka', 'tcp'")]
@@ -131,17 +134,60 @@ public class JobSpecParserTests
     [InlineData("""{ "workers": 2, "minWorkers": 3 }""", "minWorkers", "workers (2)")]
     public void Each_rule_names_its_field(string overrides, string field, string fragment)
     {
-        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(With(overrides), Models));
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(With(overrides)));
         Assert.Equal(field, ex.Field);
         Assert.Contains(fragment, ex.Message);
         Assert.StartsWith(field, ex.Message);
     }
 
     [Fact]
+    public void A_workload_package_is_named_by_source_type_and_args_and_needs_no_dataset()
+    {
+        var job = JobSpecParser.Parse("""
+            { "name": "lm", "workload": { "package": "sha256:%HASH%", "type": "Acme.Lm.CharLm", "args": { "layers": 2, "data": { "x": 1 } } },
+              "optimizer": { "type": "adamw", "lr": 0.001, "clipGradNorm": 1.0 }, "lrSchedule": { "warmupSteps": 10, "decay": "cosine", "minLr": 0.0001 } }
+            """.Replace("%HASH%", new string('a', 64)));
+        Assert.False(job.IsBuiltIn);
+        Assert.Null(job.Dataset);
+        Assert.Equal("Acme.Lm.CharLm", job.Model);
+        Assert.Equal(("sha256:" + new string('a', 64), "Acme.Lm.CharLm"), (job.Package!.Source, job.Package.Type));
+        Assert.Equal(2, System.Text.Json.JsonDocument.Parse(job.Package.ArgsJson).RootElement.GetProperty("layers").GetInt32());
+        Assert.Equal(("adamw", 0.01, 1.0), (job.Optimizer.Type, job.Optimizer.WeightDecay, job.Optimizer.ClipGradNorm));
+        Assert.Equal(new LrScheduleSpec(10, "cosine", 0.0001), job.LrSchedule);
+    }
+
+    [Theory]
+    [InlineData("""{ "name": "a", "model": "mlp", "workload": { "package": "/p", "type": "A.B" } }""", "model", "not both")]
+    [InlineData("""{ "name": "a", "workload": { "type": "A.B" } }""", "workload.package", "is required")]
+    [InlineData("""{ "name": "a", "workload": { "package": "/p" } }""", "workload.type", "is required")]
+    [InlineData("""{ "name": "a", "workload": { "package": "/p", "type": "A B" } }""", "workload.type", "full name")]
+    [InlineData("""{ "name": "a", "workload": { "package": "/p", "type": "A.B, Evil" } }""", "workload.type", "full name")]
+    [InlineData("""{ "name": "a", "workload": { "package": "sha256:12", "type": "A.B" } }""", "workload.package", "64 lower-case hex")]
+    [InlineData("""{ "name": "a", "workload": { "package": "/p", "type": "A.B", "args": [1] } }""", "workload.args", "must be a JSON object")]
+    [InlineData("""{ "name": "a", "workload": { "package": "/p", "type": "A.B", "arg": {} } }""", "workload.arg", "unknown field")]
+    [InlineData("""{ "name": "a", "model": "mlp", "dataset": { "name": "tensors" } }""", "dataset.path", "is required when dataset.name is 'tensors'")]
+    public void Workload_rules_name_their_field(string json, string field, string fragment)
+    {
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.Parse(json));
+        Assert.Equal(field, ex.Field);
+        Assert.Contains(fragment, ex.Message);
+    }
+
+    [Fact]
+    public void A_relative_package_path_is_taken_from_the_job_files_folder()
+    {
+        var folder = Directory.CreateTempSubdirectory("jobfile-").FullName;
+        var file = Path.Combine(folder, "job.json");
+        File.WriteAllText(file, """{ "name": "a", "workload": { "package": "pkg/out", "type": "A.B" } }""");
+        Assert.Equal(Path.Combine(folder, "pkg", "out"), JobSpecParser.ParseFile(file).Package!.Source);
+        Directory.Delete(folder, true);
+    }
+
+    [Fact]
     public void A_duplicate_field_is_rejected_not_silently_overwritten()
     {
         var ex = Assert.Throws<JobSpecException>(() =>
-            JobSpecParser.Parse("""{ "name": "a", "model": "mlp", "dataset": { "name": "mnist" }, "epochs": 1, "epochs": 5 }""", Models));
+            JobSpecParser.Parse("""{ "name": "a", "model": "mlp", "dataset": { "name": "mnist" }, "epochs": 1, "epochs": 5 }"""));
         Assert.Equal("epochs", ex.Field);
         Assert.Contains("more than once", ex.Message);
     }
@@ -149,7 +195,7 @@ public class JobSpecParserTests
     [Fact]
     public void Null_optional_fields_take_their_defaults()
     {
-        var job = JobSpecParser.Parse(With("""{ "maxSteps": null, "minWorkers": null, "optimizer": null }"""), Models);
+        var job = JobSpecParser.Parse(With("""{ "maxSteps": null, "minWorkers": null, "optimizer": null }"""));
         Assert.Null(job.MaxSteps);
         Assert.Equal("sgd", job.Optimizer.Type);
     }
@@ -157,7 +203,7 @@ public class JobSpecParserTests
     [Fact]
     public void A_missing_job_file_is_reported_with_its_path()
     {
-        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.ParseFile("/nonexistent/job.json", Models));
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.ParseFile("/nonexistent/job.json"));
         Assert.Contains("/nonexistent/job.json", ex.Message);
     }
 

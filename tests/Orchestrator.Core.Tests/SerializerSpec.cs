@@ -103,6 +103,8 @@ public sealed class SerializerSpec : IDisposable
                 list.SetValue(Create(element, seed + 2), 1);
                 return list;
             }
+            if (type == typeof(IReadOnlyDictionary<string, double>))
+                return new Dictionary<string, double> { [$"m{seed}"] = seed + 0.5, [$"n{seed}"] = seed + 1.5 };
             // A chunk travels as its wire frame, which a received chunk keeps as its payload.
             if (type == typeof(RingChunk)) return RingChunk.Frame(seed, seed + 1L, seed + 2, seed + 3, [1, 2, 3, (byte)seed]);
             var singleton = type.GetField("Instance", BindingFlags.Public | BindingFlags.Static);
@@ -117,6 +119,7 @@ public sealed class SerializerSpec : IDisposable
         {
             null => "null",
             string s => s,
+            IReadOnlyDictionary<string, double> d => "{" + string.Join(",", d.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}:{kv.Value}")) + "}",
             System.Collections.IEnumerable items => "[" + string.Join(",", items.Cast<object?>().Select(Describe)) + "]",
             _ when value.GetType().IsPrimitive => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!,
             _ => value.GetType().Name + "{" + string.Join(";", value.GetType().GetProperties()

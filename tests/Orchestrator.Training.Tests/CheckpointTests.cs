@@ -4,7 +4,6 @@ using System.Text.Json;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Training.Checkpoints;
 using Orchestrator.Training.Engine;
-using Orchestrator.Training.Models;
 using Orchestrator.Training.Safetensors;
 using static TorchSharp.torch;
 
@@ -22,12 +21,12 @@ public sealed class CheckpointTests : IDisposable
         { "name": "ck", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": {{workers}}, "batchSizePerDevice": {{batch}},
           "optimizer": {{optimizer}}, "lrSchedule": { "warmupSteps": 5 }, "epochs": 1, "maxSteps": {{maxSteps}},
           "checkpoint": { "everySteps": {{everySteps}}, "keep": 2, "metric": "accuracy" } }
-        """, ModelRegistry.Names);
+        """);
 
     private string Run(JobSpec job, string name, string? checkpoints = null, TrainingSnapshot? resume = null)
     {
         var path = Path.Combine(_folder, name + ".safetensors");
-        LocalTrainingRun.Run(job, TestData.FashionMnist.Value, CPU, path, checkpointDir: checkpoints, resume: resume);
+        LocalTrainingRun.Run(job, TestData.Workload(job.Model), CPU, path, checkpointDir: checkpoints, resume: resume);
         return path;
     }
 
@@ -68,7 +67,7 @@ public sealed class CheckpointTests : IDisposable
         var job = JobSpecParser.Parse("""
             { "name": "ck", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "batchSizePerDevice": 6000, "epochs": 2,
               "checkpoint": { "everySteps": 1000, "keep": 1, "metric": "loss" } }
-            """, ModelRegistry.Names);
+            """);
         var checkpoints = Path.Combine(_folder, "epochs");
         var straight = SafetensorsCodec.ReadFile(Run(job, "two-epochs", checkpoints));
         Assert.Equal([10L, 20L], CheckpointFolder.List(checkpoints).Select(c => c.Step));
@@ -130,17 +129,20 @@ public sealed class CheckpointTests : IDisposable
     {
         var checkpoints = Path.Combine(_folder, "retention");
         Run(Job("""{ "type": "sgd", "lr": 0.05, "momentum": 0.9 }""", maxSteps: 25, everySteps: 5), "r", checkpoints);
+        void Record(long step, double accuracy, string rank = "accuracy", bool higherIsBetter = true) =>
+            CheckpointFolder.RecordEvaluation(CheckpointFolder.StepFolder(checkpoints, step),
+                new Dictionary<string, double> { ["accuracy"] = accuracy, ["loss"] = 1 - accuracy }, rank, higherIsBetter);
         double[] accuracy = [0.5, 0.9, 0.7, 0.6];   // steps 5, 10, 15, 20; step 25 is not evaluated yet
-        for (int i = 0; i < accuracy.Length; i++)
-            CheckpointFolder.RecordEvaluation(CheckpointFolder.StepFolder(checkpoints, 5 * (i + 1)), accuracy[i], 1 - accuracy[i]);
+        for (int i = 0; i < accuracy.Length; i++) Record(5 * (i + 1), accuracy[i]);
 
-        var deleted = CheckpointFolder.ApplyRetention(checkpoints, keep: 2, metric: "accuracy");
+        var deleted = CheckpointFolder.ApplyRetention(checkpoints, keep: 2);
         Assert.Equal([5L, 20L], deleted.OrderBy(s => s));
         Assert.Equal([10L, 15L, 25L], CheckpointFolder.List(checkpoints).Select(c => c.Step));
 
-        CheckpointFolder.RecordEvaluation(CheckpointFolder.StepFolder(checkpoints, 25), 0.1, 0.9);
-        Assert.Empty(CheckpointFolder.ApplyRetention(checkpoints, keep: 2, metric: "accuracy"));   // the worst, but the newest
-        Assert.Equal([15L], CheckpointFolder.ApplyRetention(checkpoints, keep: 1, metric: "loss"));  // loss: 0.1 at 10 (kept), 0.3 at 15, 0.9 at 25 (the newest)
+        Record(25, 0.1);
+        Assert.Empty(CheckpointFolder.ApplyRetention(checkpoints, keep: 2));   // the worst, but the newest
+        foreach (var (step, a) in new[] { (10L, 0.9), (15L, 0.7), (25L, 0.1) }) Record(step, a, "loss", higherIsBetter: false);
+        Assert.Equal([15L], CheckpointFolder.ApplyRetention(checkpoints, keep: 1));  // loss: 0.1 at 10 (kept), 0.3 at 15, 0.9 at 25 (the newest)
     }
 
     [Fact]

@@ -1,6 +1,5 @@
 using Orchestrator.Core.Jobs;
 using Orchestrator.Training.Engine;
-using Orchestrator.Training.Models;
 using Orchestrator.Training.Safetensors;
 using static TorchSharp.torch;
 
@@ -18,7 +17,7 @@ public sealed class DataParallelRunTests
     private static JobSpec Job(int workers, int devicesPerWorker, int batch) => JobSpecParser.Parse($$"""
         { "name": "dp", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}},
           "batchSizePerDevice": {{batch}}, "maxSteps": 25, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": 3 }
-        """, ModelRegistry.Names);
+        """);
 
     [Fact]
     public void Two_workers_summing_in_memory_equal_the_reference_run_to_the_bit()
@@ -30,7 +29,7 @@ public sealed class DataParallelRunTests
         var threads = Enumerable.Range(0, 2).Select(rank => new Thread(() =>
         {
             set_num_threads(1);
-            results[rank] = DataParallelRun.Run(job, TestData.FashionMnist.Value, [CPU], new WorkerPlacement(rank, 2, 1),
+            results[rank] = DataParallelRun.Run(job, TestData.Workload(job.Model), [CPU], new WorkerPlacement(rank, 2, 1),
                 reducer.For(rank), rank == 0 ? Path.Combine(dir, "dp.safetensors") : null);
         })).ToArray();
         foreach (var t in threads) t.Start();
@@ -40,7 +39,7 @@ public sealed class DataParallelRunTests
         Assert.Null(results[1].Evaluation);
         Assert.Equal(25, results[0].Steps);
         set_num_threads(1);
-        LocalTrainingRun.Run(job, TestData.FashionMnist.Value, CPU, Path.Combine(dir, "ref.safetensors"));
+        LocalTrainingRun.Run(job, TestData.Workload(job.Model), CPU, Path.Combine(dir, "ref.safetensors"));
         AssertSameWeights(Path.Combine(dir, "ref.safetensors"), results[0].WeightsPath!);
     }
 
@@ -50,9 +49,9 @@ public sealed class DataParallelRunTests
         var job = Job(workers: 1, devicesPerWorker: 3, batch: 16);
         var dir = Directory.CreateTempSubdirectory("dp-").FullName;
         set_num_threads(1);
-        var result = DataParallelRun.Run(job, TestData.FashionMnist.Value, [CPU, CPU, CPU], new WorkerPlacement(0, 1, 3),
+        var result = DataParallelRun.Run(job, TestData.Workload(job.Model), [CPU, CPU, CPU], new WorkerPlacement(0, 1, 3),
             new InMemoryReducer(1).For(0), Path.Combine(dir, "dp.safetensors"));
-        LocalTrainingRun.Run(job, TestData.FashionMnist.Value, CPU, Path.Combine(dir, "ref.safetensors"));
+        LocalTrainingRun.Run(job, TestData.Workload(job.Model), CPU, Path.Combine(dir, "ref.safetensors"));
         AssertSameWeights(Path.Combine(dir, "ref.safetensors"), result.WeightsPath!);
         Assert.InRange(result.CommunicationShare, 0, 1);
     }

@@ -112,7 +112,7 @@ public sealed class IdxFileTests : IDisposable
     [Fact]
     public void Real_fashion_mnist_loads_with_its_known_shape()
     {
-        var data = TestData.FashionMnist.Value;
+        var data = ImageDataset.Load(DatasetLocator.Locate(new Core.Jobs.DatasetSpec("fashion-mnist", null)));
         Assert.Equal((60000, 10000, 28, 28, 10), (data.Train.Count, data.Test.Count, data.Train.Rows, data.Train.Columns, data.Classes));
         Assert.InRange(data.Mean, 0.28f, 0.29f);   // Fashion-MNIST's well-known pixel mean 0.2860
         Assert.InRange(data.Std, 0.35f, 0.36f);    // and standard deviation 0.3530

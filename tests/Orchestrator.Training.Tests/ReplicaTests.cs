@@ -1,6 +1,5 @@
 using Orchestrator.Core.Jobs;
 using Orchestrator.Training.Engine;
-using Orchestrator.Training.Models;
 using Orchestrator.Training.Safetensors;
 using Orchestrator.Training.Sampling;
 using TorchSharp;
@@ -11,14 +10,12 @@ namespace Orchestrator.Training.Tests;
 /// <summary>Real TorchSharp training on the real Fashion-MNIST, kept to a few hundred steps.</summary>
 public class ReplicaTests
 {
-    private static readonly string[] Models = ModelRegistry.Names.ToArray();
-
     private static JobSpec Job(string model = "mlp", int workers = 1, int batch = 64, string optimizer = """{ "type": "sgd", "lr": 0.05, "momentum": 0.9 }""",
         int warmup = 0) =>
         JobSpecParser.Parse($$"""
             { "name": "t", "model": "{{model}}", "dataset": { "name": "fashion-mnist" }, "workers": {{workers}},
               "batchSizePerDevice": {{batch}}, "optimizer": {{optimizer}}, "lrSchedule": { "warmupSteps": {{warmup}} }, "epochs": 1 }
-            """, Models);
+            """);
 
     [Theory]
     [InlineData("mlp", """{ "type": "sgd", "lr": 0.05, "momentum": 0.9, "weightDecay": 0.0001 }""")]
@@ -27,7 +24,7 @@ public class ReplicaTests
     public void A_short_real_training_run_lowers_the_loss(string model, string optimizer)
     {
         var job = Job(model, optimizer: optimizer, warmup: 10);
-        using var replica = new Replica(job, TestData.FashionMnist.Value, CPU);
+        using var replica = new Replica(job, TestData.Workload(job.Model), CPU);
         var plan = new EpochPlan(replica.TrainCount, job.Seed, 0, 1, job.GlobalBatchSize);
         var losses = new List<double>();
         for (int step = 0; step < 150; step++)
@@ -38,22 +35,23 @@ public class ReplicaTests
         double first = losses.Take(10).Average(), last = losses.TakeLast(20).Average();
         Assert.InRange(first, 1.5, 2.6);    // about ln(10) = 2.30 for an untrained classifier
         Assert.True(last < first * 0.5, $"loss fell only from {first:F3} to {last:F3}");
-        var eval = replica.Evaluate(0, 2000);
+        var eval = replica.EvaluateSums(0, 2000);
         Assert.Equal(2000, eval.Count);
-        Assert.True(eval.Accuracy > 0.6, $"held-out accuracy {eval.Accuracy:F3} after 150 steps");
+        double accuracy = eval.Sums["accuracy"] / eval.Count;
+        Assert.True(accuracy > 0.6, $"held-out accuracy {accuracy:F3} after 150 steps");
     }
 
     [Fact]
     public void A_step_leaves_no_live_tensors_behind()
     {
         var job = Job();
-        using var replica = new Replica(job, TestData.FashionMnist.Value, CPU);
+        using var replica = new Replica(job, TestData.Workload(job.Model), CPU);
         var plan = new EpochPlan(replica.TrainCount, job.Seed, 0, 1, job.GlobalBatchSize);
         void Step(int s) { replica.ComputeGradients(plan.GlobalIndices(s), plan.GlobalCount(s)); replica.ApplyStep(s); }
         Step(0); Step(1);   // the optimizer's momentum buffers are created here, on purpose
         long live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         for (int s = 2; s < 12; s++) Step(s);
-        replica.Evaluate(0, 500);
+        replica.EvaluateSums(0, 500);
         Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
@@ -62,7 +60,7 @@ public class ReplicaTests
     {
         // The core of data-parallel equivalence, without the cluster: W=2 replicas with batch 32,
         // gradients summed (what the all-reduce will do), against one replica with batch 64.
-        var data = TestData.FashionMnist.Value;
+        var data = TestData.Workload("mlp");
         var job2 = Job(workers: 2, batch: 32);
         var job1 = Job(workers: 1, batch: 64);
         using var r0 = new Replica(job2, data, CPU);
@@ -108,7 +106,7 @@ public class ReplicaTests
     public void Saved_weights_load_back_into_a_fresh_replica_with_the_same_results()
     {
         var job = Job();
-        var data = TestData.FashionMnist.Value;
+        var data = TestData.Workload(job.Model);
         var path = Path.Combine(Directory.CreateTempSubdirectory("weights-").FullName, "w.safetensors");
         using var trained = new Replica(job, data, CPU);
         var plan = new EpochPlan(trained.TrainCount, job.Seed, 0, 1, 64);
@@ -117,15 +115,15 @@ public class ReplicaTests
 
         using var fresh = new Replica(job with { Seed = 7 }, data, CPU);
         ModelWeights.Import(fresh.Model, SafetensorsCodec.ReadFile(path));
-        Assert.Equal(trained.Evaluate(0, 1000), fresh.Evaluate(0, 1000));
+        Assert.Equal(trained.EvaluateSums(0, 1000).Sums, fresh.EvaluateSums(0, 1000).Sums);
         Directory.Delete(Path.GetDirectoryName(path)!, true);
     }
 
     [Fact]
     public void Weights_for_another_model_are_refused_by_name()
     {
-        using var mlp = ModelRegistry.Create("mlp", new ModelInput(28, 28, 10), 1, CPU);
-        using var lenet = ModelRegistry.Create("lenet", new ModelInput(28, 28, 10), 1, CPU);
+        using var mlp = TestData.Model("mlp", 1);
+        using var lenet = TestData.Model("lenet", 1);
         var content = SafetensorsCodec.Decode(SafetensorsCodec.Encode(ModelWeights.Export(lenet)));
         var ex = Assert.Throws<InvalidDataException>(() => ModelWeights.Import(mlp, content));
         Assert.Contains("unexpected [conv1.weight", ex.Message);

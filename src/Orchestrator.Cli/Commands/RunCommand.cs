@@ -5,7 +5,8 @@ using Orchestrator.Training.Checkpoints;
 using Orchestrator.Training.Data;
 using Orchestrator.Training.Devices;
 using Orchestrator.Training.Engine;
-using Orchestrator.Training.Models;
+using Orchestrator.Sdk;
+using Orchestrator.Training.Workloads;
 using Spectre.Console;
 
 namespace Orchestrator.Cli.Commands;
@@ -50,8 +51,7 @@ public static class RunCommand
     {
         if (!File.Exists(jobPath)) throw new UsageException($"job file not found: {jobPath}");
         if (threads < 1) throw new UsageException($"--threads must be at least 1, was {threads}");
-        var spec = JobSpecParser.ParseFile(jobPath, ModelRegistry.Names);
-        var files = DatasetLocator.Locate(spec.Dataset);
+        var spec = JobSpecParser.ParseFile(jobPath);
         TorchSharp.torch.Device device;
         try { device = DeviceSelector.Resolve(deviceName); }
         catch (ArgumentException ex) { throw new UsageException($"--device: {ex.Message}"); }
@@ -67,46 +67,46 @@ public static class RunCommand
             if (resume.Model != spec.Model) throw new UsageException($"--resume: the checkpoint holds a '{resume.Model}' model, the job trains '{spec.Model}'");
         }
         TorchSharp.torch.set_num_threads(threads);
-        var data = ImageDataset.Load(files);
+        using var workload = WorkloadLoading.Load(spec);
         var weights = outPath ?? $"{spec.Name}.safetensors";
 
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 
-        var header = $"{spec.Name}: {spec.Model} on {data.Name} ({data.Train.Count} train / {data.Test.Count} held-out), " +
+        var header = $"{spec.Name}: {workload.Description}, " +
                      $"batch {spec.GlobalBatchSize}, {spec.Epochs} epoch(s), device {device}";
         LocalRunResult result;
         if (json)
         {
             Console.Error.WriteLine(header);
-            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Error), cancel.Token, checkpointDir, resume);
+            result = LocalTrainingRun.Run(spec, workload.Workload, device, weights, PlainProgress(Console.Error), cancel.Token, checkpointDir, resume);
         }
         else if (!Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {
             AnsiConsole.MarkupLine(Markup.Escape(header));
-            result = WithProgressBar(spec, data, device, weights, cancel.Token, checkpointDir, resume);
+            result = WithProgressBar(spec, workload.Workload, device, weights, cancel.Token, checkpointDir, resume);
         }
         else
         {
             Console.WriteLine(header);
-            result = LocalTrainingRun.Run(spec, data, device, weights, PlainProgress(Console.Out), cancel.Token, checkpointDir, resume);
+            result = LocalTrainingRun.Run(spec, workload.Workload, device, weights, PlainProgress(Console.Out), cancel.Token, checkpointDir, resume);
         }
 
         if (json)
         {
-            Console.WriteLine(JsonOutput.Serialize(new RunResultJson(result.Accuracy, result.Loss, result.Steps, result.Epochs,
-                result.SamplesPerSecond, result.WeightsPath, result.Elapsed.TotalSeconds)));
+            Console.WriteLine(JsonOutput.Serialize(new RunResultJson(result.Metrics.Accuracy, result.Metrics.Loss, result.Metrics.Values, result.Steps,
+                result.Epochs, result.SamplesPerSecond, result.WeightsPath, result.Elapsed.TotalSeconds)));
         }
         else
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"held-out accuracy {result.Accuracy:F4}, loss {result.Loss:F4} after {result.Steps} steps ({result.Epochs} epoch(s)), {result.SamplesPerSecond:F0} samples/s"));
+                $"held-out {result.Metrics.Describe()} after {result.Steps} steps ({result.Epochs} epoch(s)), {result.SamplesPerSecond:F0} samples/s"));
             Console.WriteLine($"weights: {result.WeightsPath}");
         }
         return ExitCodes.Success;
     }
 
-    private static LocalRunResult WithProgressBar(JobSpec spec, ImageDataset data, TorchSharp.torch.Device device, string weights, CancellationToken token,
+    private static LocalRunResult WithProgressBar(JobSpec spec, IWorkload workload, TorchSharp.torch.Device device, string weights, CancellationToken token,
         string? checkpointDir, TrainingSnapshot? resume)
     {
         LocalRunResult? result = null;
@@ -115,13 +115,14 @@ public static class RunCommand
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(context =>
             {
-                var task = context.AddTask("training", maxValue: LocalTrainingRun.TotalSteps(spec, data.Train.Count));
+                var task = context.AddTask("training");
                 var progress = new SynchronousProgress<TrainingProgress>(p =>
                 {
+                    task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
                     task.Description = Describe(p);
                 });
-                result = LocalTrainingRun.Run(spec, data, device, weights, progress, token, checkpointDir, resume);
+                result = LocalTrainingRun.Run(spec, workload, device, weights, progress, token, checkpointDir, resume);
             });
         return result!;
     }
@@ -141,5 +142,5 @@ public static class RunCommand
     private static string Describe(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
         $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} {p.SamplesPerSecond:F0} samples/s");
 
-    private sealed record RunResultJson(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string Weights, double ElapsedSeconds);
+    private sealed record RunResultJson(double? Accuracy, double? Loss, IReadOnlyDictionary<string, double> Metrics, long Steps, int Epochs, double SamplesPerSecond, string Weights, double ElapsedSeconds);
 }

@@ -4,7 +4,6 @@ using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
 using Orchestrator.Training.Checkpoints;
-using Orchestrator.Training.Models;
 using static Orchestrator.Core.Protocol.CheckpointProtocol;
 
 namespace Orchestrator.Cluster.Checkpoint;
@@ -56,7 +55,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         Receive<Evaluated>(e => OnDisk(() =>
         {
             var root = JobRoot(e.JobId);
-            foreach (var step in CheckpointFolder.ApplyRetention(root, e.Spec.Checkpoint.Keep, e.Spec.Checkpoint.Metric))
+            foreach (var step in CheckpointFolder.ApplyRetention(root, e.Spec.Checkpoint.Keep))
                 _log.Info("job {0}: checkpoint at step {1} removed by retention (keep {2} best by {3} plus the newest)",
                     e.JobId, step, e.Spec.Checkpoint.Keep, e.Spec.Checkpoint.Metric);
             return new Publish(e.JobId, CheckpointFolder.List(root));
@@ -164,7 +163,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         TrainingSnapshot snapshot;
         try
         {
-            spec = JobSpecParser.Parse(offer.SpecJson, ModelRegistry.Names);
+            spec = JobSpecParser.Parse(offer.SpecJson);
             snapshot = transfer.Assembly.Build(spec.Name, spec.Model);
         }
         catch (Exception ex) when (ex is JobSpecException or InvalidDataException)
@@ -203,8 +202,12 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
             {
                 TorchSharp.torch.set_num_threads(threads);
                 var result = evaluator.Evaluate(w.Spec, w.Info.WeightsPath);
-                CheckpointFolder.RecordEvaluation(w.Info.Folder, result.Accuracy, result.Loss);
-                log.Info("job {0}: checkpoint at step {1}: held-out accuracy {2:F4}, loss {3:F4}", w.Offer.JobId, w.Info.Step, result.Accuracy, result.Loss);
+                var (metric, higherIsBetter) = CheckpointRanking.Decide(w.Spec.Checkpoint.Metric, result.RankMetric, result.HigherIsBetter);
+                if (!result.Values.ContainsKey(metric))
+                    log.Warning("job {0}: checkpoint.metric '{1}' is not among the workload's metrics ({2}); checkpoints are not ranked",
+                        w.Offer.JobId, metric, string.Join(", ", result.Values.Keys));
+                CheckpointFolder.RecordEvaluation(w.Info.Folder, result.Values, metric, higherIsBetter);
+                log.Info("job {0}: checkpoint at step {1}: held-out {2}", w.Offer.JobId, w.Info.Step, result.Describe());
             }
             catch (Exception ex)
             {
@@ -257,5 +260,6 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         id.Length is > 0 and <= 200 && id[0] != '.' && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     public static IReadOnlyList<JobProtocol.CheckpointView> Views(IReadOnlyList<CheckpointInfo> checkpoints) =>
-        checkpoints.Select(c => new JobProtocol.CheckpointView(c.Step, c.Epoch, c.WeightsPath, c.Evaluation?.Accuracy, c.Evaluation?.Loss, c.Verified)).ToList();
+        checkpoints.Select(c => new JobProtocol.CheckpointView(c.Step, c.Epoch, c.WeightsPath, c.Evaluation?.Accuracy, c.Evaluation?.Loss, c.Verified,
+            c.Evaluation?.AllMetrics, c.Evaluation?.Ranking, c.Evaluation?.HigherIsBetter ?? true)).ToList();
 }

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
-using Orchestrator.Training.Models;
 using static Orchestrator.Core.Protocol.JobEvents;
 
 namespace Orchestrator.Cluster.Coordinator;
@@ -35,7 +34,8 @@ public sealed record JobRecord(
     JobProgress? Progress = null,
     int MaxFailures = 0,
     int MinWorkers = 0,
-    string Metric = "accuracy",
+    IReadOnlyDictionary<string, double>? Metrics = null,
+    string Model = "",
     int Attempts = 0,
     string? Interruption = null)
 {
@@ -75,7 +75,7 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
         JobRecovering e => Update(e.Id, j => j with { State = JobState.Recovering, Nodes = [], Failures = j.Failures + 1, Interruption = e.Reason }),
         JobCompleted e => Update(e.Id, j => j with
         {
-            State = JobState.Completed, EndedAt = At(e.AtMs), Accuracy = e.Accuracy, FinalLoss = e.Loss, Steps = e.Steps, Weights = e.WeightsPath,
+            State = JobState.Completed, EndedAt = At(e.AtMs), Accuracy = double.IsNaN(e.Accuracy) ? null : e.Accuracy, FinalLoss = double.IsNaN(e.Loss) ? null : e.Loss, Metrics = e.Metrics, Steps = e.Steps, Weights = e.WeightsPath,
         }),
         JobFailed e => Update(e.Id, j => j with { State = JobState.Failed, EndedAt = At(e.AtMs), Error = e.Error }),
         JobCancelled e => Update(e.Id, j => j with { State = JobState.Cancelled, EndedAt = At(e.AtMs) }),
@@ -95,9 +95,9 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
         JobRecord record;
         try
         {
-            var spec = JobSpecParser.Parse(e.SpecJson, ModelRegistry.Names);
+            var spec = JobSpecParser.Parse(e.SpecJson);
             record = new JobRecord(e.Id, e.Sequence, spec.Name, e.SpecJson, spec.Workers, spec.DevicesPerWorker, spec.Epochs, JobState.Queued, At(e.AtMs),
-                MaxFailures: spec.MaxFailures, MinWorkers: spec.MinWorkers ?? spec.Workers, Metric: spec.Checkpoint.Metric);
+                MaxFailures: spec.MaxFailures, MinWorkers: spec.MinWorkers ?? spec.Workers, Model: spec.Model);
         }
         catch (JobSpecException ex)
         {

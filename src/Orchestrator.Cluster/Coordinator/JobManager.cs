@@ -6,8 +6,6 @@ using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
-using Orchestrator.Training.Data;
-using Orchestrator.Training.Models;
 using static Orchestrator.Core.Protocol.JobEvents;
 using static Orchestrator.Core.Protocol.JobProtocol;
 
@@ -102,10 +100,11 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             if (_book.Find(m.JobId) is not { State: JobState.Running }) return;
             var r = m.Result;
-            Persist(new JobCompleted(m.JobId, r.Accuracy ?? double.NaN, r.Loss ?? double.NaN, r.Steps, r.Epochs, r.SamplesPerSecond, r.WeightsPath ?? "", Now()), e =>
+            Persist(new JobCompleted(m.JobId, r.Accuracy ?? double.NaN, r.Loss ?? double.NaN, r.Steps, r.Epochs, r.SamplesPerSecond, r.WeightsPath ?? "", Now(), r.Metrics), e =>
             {
                 _book = _book.Apply(e);
-                _log.Info("job {0}: completed, held-out accuracy {1:F4}, {2} steps", e.Id, e.Accuracy, e.Steps);
+                _log.Info("job {0}: completed, held-out {1}, {2} steps", e.Id,
+                    string.Join(", ", (e.Metrics ?? new Dictionary<string, double> { ["accuracy"] = e.Accuracy }).Select(kv => $"{kv.Key} {kv.Value:F4}")), e.Steps);
             });
         });
         Command<RunnerMessages.Failed>(m => FailJob(m.JobId, m.Error));
@@ -152,8 +151,9 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         JobSpec spec;
         try
         {
-            spec = JobSpecParser.Parse(submit.SpecJson, ModelRegistry.Names);
-            DatasetLocator.Locate(spec.Dataset);   // the data must exist where the coordinator can see it
+            // The structure only: the coordinator never loads a workload. The client checks data and arguments
+            // where it runs; a worker that cannot load them fails the job at once with the reason.
+            spec = JobSpecParser.Parse(submit.SpecJson);
         }
         catch (JobSpecException ex)
         {
@@ -262,8 +262,9 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         else if (_checkpointErrors.TryGetValue(job.Id, out var checkpointError)) message = checkpointError.Message;
         var checkpoints = _checkpoints.GetValueOrDefault(job.Id, []);
         var latest = checkpoints.LastOrDefault(c => c.Verified);
-        var evaluated = checkpoints.Where(c => c.Verified && c.Accuracy is not null).ToList();
-        var best = job.Metric == "loss" ? evaluated.MinBy(c => c.Loss) : evaluated.MaxBy(c => c.Accuracy);
+        var evaluated = checkpoints.Where(c => c.Verified && c.Metrics is not null).ToList();
+        var best = CheckpointRanking.Order(evaluated, c => c.RankMetric is { } m && c.Metrics!.TryGetValue(m, out var v) ? v : null,
+            evaluated.LastOrDefault()?.HigherIsBetter ?? true, c => c.Step).FirstOrDefault();
         var p = job.Progress;
         bool completed = job.State == JobState.Completed;
         return new JobStatus(
@@ -275,7 +276,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             LatestCheckpoint: latest, BestCheckpoint: best,
             Weights: job.Weights, Accuracy: job.Accuracy, Message: message, DevicesRequested: job.DevicesRequested,
             SubmittedAt: job.SubmittedAt.ToString("O"), StartedAt: job.StartedAt?.ToString("O"), EndedAt: job.EndedAt?.ToString("O"),
-            WorkerStats: p?.Workers ?? []);
+            WorkerStats: p?.Workers ?? [], Metrics: job.Metrics, Workload: job.Model);
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

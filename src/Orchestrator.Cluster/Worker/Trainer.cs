@@ -9,7 +9,10 @@ using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
 using Orchestrator.Training.Checkpoints;
+using Orchestrator.Sdk;
 using Orchestrator.Training.Data;
+using Orchestrator.Training.Safetensors;
+using Orchestrator.Training.Workloads;
 using Orchestrator.Training.Devices;
 using Orchestrator.Training.Engine;
 using static Orchestrator.Core.Protocol.CheckpointProtocol;
@@ -222,7 +225,8 @@ public sealed class Trainer : ReceiveActor
     {
         var devices = LocalDevices(_spec.DevicesPerWorker);
         set_num_threads(_settings.Threads > 0 ? _settings.Threads : Environment.ProcessorCount);
-        var data = ImageDataset.Load(DatasetLocator.Locate(_spec.Dataset));
+        // A workload that cannot be loaded or started fails the job now, with its own message (no ready timeout).
+        using var workload = LoadedWorkload.Load(_spec);
         var resume = _resume.Task.WaitAsync(FetchTimeout, cancellation).GetAwaiter().GetResult();
         cancellation.ThrowIfCancellationRequested();
         parent.Tell(new TrainingStarted(_start.JobId, _node, endpoint));
@@ -250,9 +254,9 @@ public sealed class Trainer : ReceiveActor
         var hooks = new CheckpointHooks(_start.Generation, resume,
             OnSnapshot: _start.Rank == 0 ? snapshot => _self.Tell(new UploadSnapshot(snapshot)) : null,
             OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest)));
-        var result = DataParallelRun.Run(_spec, data, devices, placement, reducer, weights, progress, cancellation, hooks);
+        var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
         return new TrainingCompleted(_start.JobId, _node, result.Evaluation?.Accuracy, result.Evaluation?.Loss, result.Steps, result.Epochs,
-            result.SamplesPerSecond, result.WeightsPath, result.Digest, result.CommunicationShare);
+            result.SamplesPerSecond, result.WeightsPath, result.Digest, result.CommunicationShare, result.Evaluation?.Values);
     }
 
     /// <summary>One device per local replica: GPUs 0..n-1 where the node has them, else n CPU replicas.</summary>
@@ -269,7 +273,9 @@ public sealed class Trainer : ReceiveActor
     {
         JobSpecException js => js.Field.Length == 0 ? js.Problem : $"field '{js.Field}': {js.Problem}",
         TimeoutException => $"the checkpoint to resume from (step {_start.ResumeStep}) did not arrive within {FetchTimeout.TotalSeconds:0} s",
-        CollectiveFailedException or ReplicasDivergedException or CheckpointInvalidException or IdxFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
+        WorkloadArgumentException wa => $"invalid job: field '{wa.Field}': {wa.Problem}",
+        CollectiveFailedException or ReplicasDivergedException or CheckpointInvalidException or IdxFormatException or WorkloadLoadException
+            or SafetensorsFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
 

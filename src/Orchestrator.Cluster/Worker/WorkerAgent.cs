@@ -2,7 +2,6 @@ using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Settings;
-using Orchestrator.Training.Models;
 using static Orchestrator.Core.Protocol.ClusterProtocol;
 using static Orchestrator.Core.Protocol.TrainingProtocol;
 
@@ -84,7 +83,7 @@ public sealed class WorkerAgent : ReceiveActor
     private void Launch(StartTraining start, IActorRef runner)
     {
         JobSpec spec;
-        try { spec = JobSpecParser.Parse(start.SpecJson, ModelRegistry.Names); }
+        try { spec = JobSpecParser.Parse(start.SpecJson); }
         catch (JobSpecException ex)
         {
             runner.Tell(new TrainingFailed(start.JobId, _node, $"the worker rejected the job: field '{ex.Field}': {ex.Problem}"));

@@ -1,10 +1,14 @@
 namespace Orchestrator.Core.Jobs;
 
-/// <summary>A validated job (PRODUCT.md section 3). Built only by <see cref="JobSpecParser"/>.</summary>
+/// <summary>
+/// A validated job (README: Job files). Built only by <see cref="JobSpecParser"/>. <see cref="Model"/>
+/// names what is trained: a built-in workload (<c>mlp</c>, <c>lenet</c>, with <see cref="Dataset"/>), or
+/// the type of a package's workload (<see cref="Package"/>), which reads its data itself.
+/// </summary>
 public sealed record JobSpec(
     string Name,
     string Model,
-    DatasetSpec Dataset,
+    DatasetSpec? Dataset,
     int Workers,
     int DevicesPerWorker,
     int Epochs,
@@ -16,8 +20,12 @@ public sealed record JobSpec(
     CheckpointSpec Checkpoint,
     AllReduceSpec AllReduce,
     int MaxFailures,
-    int? MinWorkers)
+    int? MinWorkers,
+    WorkloadPackageSpec? Package = null)
 {
+    /// <summary>Whether the job trains a built-in workload (<see cref="Model"/> names it) rather than a package's.</summary>
+    public bool IsBuiltIn => Package is null;
+
     /// <summary>Number of replicas: workers × devices per worker.</summary>
     public int WorldSize => Workers * DevicesPerWorker;
 
@@ -27,10 +35,21 @@ public sealed record JobSpec(
 
 public sealed record DatasetSpec(string Name, string? Path);
 
-public sealed record OptimizerSpec(string Type, double Lr, double Momentum, double WeightDecay, double Beta1, double Beta2, double Eps);
+/// <param name="ClipGradNorm">Clip the reduced gradient to this global L2 norm before the step (null: no clipping).</param>
+public sealed record OptimizerSpec(string Type, double Lr, double Momentum, double WeightDecay, double Beta1, double Beta2, double Eps,
+    double? ClipGradNorm = null);
 
-public sealed record LrScheduleSpec(int WarmupSteps);
+/// <summary>Linear warmup over <paramref name="WarmupSteps"/>, then constant (<c>none</c>) or a cosine decay to <paramref name="MinLr"/> by the last step.</summary>
+public sealed record LrScheduleSpec(int WarmupSteps, string Decay = "none", double MinLr = 0);
 
-public sealed record CheckpointSpec(int EverySteps, int Keep, string Metric);
+/// <param name="Metric">The held-out metric that ranks checkpoints; null: the workload's own choice (accuracy for the built-ins).</param>
+public sealed record CheckpointSpec(int EverySteps, int Keep, string? Metric);
+
+/// <summary>
+/// A workload from a package: <paramref name="Source"/> is a folder or .zip of a build's output (as
+/// written in the job file) or <c>sha256:&lt;hex&gt;</c> once uploaded; <paramref name="Type"/> the
+/// workload's full type name; <paramref name="ArgsJson"/> its arguments, a JSON object.
+/// </summary>
+public sealed record WorkloadPackageSpec(string Source, string Type, string ArgsJson);
 
 public sealed record AllReduceSpec(int BucketBytes, string Transport);

@@ -81,6 +81,15 @@ internal sealed class JsonFields
         return number;
     }
 
+    /// <summary>A nested object kept as JSON text ("{}" when absent or null), for a reader of its own.</summary>
+    public string RawObject(string name)
+    {
+        if (Take(name) is not { } value) return "{}";
+        if (value.ValueKind != JsonValueKind.Object)
+            throw new JobSpecException(Child(name), $"must be a JSON object, was {Describe(value)}");
+        return value.GetRawText();
+    }
+
     public bool Has(string name) => _fields.TryGetValue(name, out var v) && v.ValueKind != JsonValueKind.Null;
 
     /// <summary>A nested object; an absent or null one reads as an empty object, so its defaults apply.</summary>

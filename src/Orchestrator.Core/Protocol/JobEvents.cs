@@ -20,7 +20,8 @@ public static class JobEvents
     [MessagePackObject]
     public sealed record JobCompleted([property: Key(0)] string Id, [property: Key(1)] double Accuracy, [property: Key(2)] double Loss,
                                       [property: Key(3)] long Steps, [property: Key(4)] int Epochs, [property: Key(5)] double SamplesPerSecond,
-                                      [property: Key(6)] string WeightsPath, [property: Key(7)] long AtMs) : IOrchestratorMessage;
+                                      [property: Key(6)] string WeightsPath, [property: Key(7)] long AtMs,
+                                      [property: Key(8)] IReadOnlyDictionary<string, double>? Metrics = null) : IOrchestratorMessage;
 
     [MessagePackObject]
     public sealed record JobFailed([property: Key(0)] string Id, [property: Key(1)] string Error, [property: Key(2)] long AtMs) : IOrchestratorMessage;

@@ -46,6 +46,11 @@ public static class JobProtocol
     [MessagePackObject]
     public sealed record CancelResult([property: Key(0)] string Id, [property: Key(1)] string State, [property: Key(2)] bool Changed) : IOrchestratorMessage;
 
+    /// <summary>
+    /// A checkpoint and its held-out metrics once evaluated: every metric the workload names in
+    /// <paramref name="Metrics"/> (<paramref name="Accuracy"/> and <paramref name="Loss"/> repeat two of
+    /// them where it has them), and <paramref name="RankMetric"/>, the one that ranks checkpoints.
+    /// </summary>
     [MessagePackObject]
     public sealed record CheckpointView(
         [property: Key(0)] long Step,
@@ -53,7 +58,10 @@ public static class JobProtocol
         [property: Key(2)] string Path,
         [property: Key(3)] double? Accuracy,
         [property: Key(4)] double? Loss,
-        [property: Key(5)] bool Verified);
+        [property: Key(5)] bool Verified,
+        [property: Key(6)] IReadOnlyDictionary<string, double>? Metrics = null,
+        [property: Key(7)] string? RankMetric = null,
+        [property: Key(8)] bool HigherIsBetter = true);
 
     /// <summary>A job's status, the body of <c>GET /api/v1/jobs/{id}</c> (PRODUCT.md section 7, <c>status --json</c>).</summary>
     [MessagePackObject]
@@ -79,7 +87,9 @@ public static class JobProtocol
         [property: Key(18)] string SubmittedAt,
         [property: Key(19)] string? StartedAt,
         [property: Key(20)] string? EndedAt,
-        [property: Key(21)] IReadOnlyList<WorkerStat> WorkerStats) : IOrchestratorMessage;
+        [property: Key(21)] IReadOnlyList<WorkerStat> WorkerStats,
+        [property: Key(22)] IReadOnlyDictionary<string, double>? Metrics = null,
+        [property: Key(23)] string? Workload = null) : IOrchestratorMessage;
 
     /// <summary>One worker of a running job: its rank, step, throughput and the share of step time spent communicating.</summary>
     [MessagePackObject]

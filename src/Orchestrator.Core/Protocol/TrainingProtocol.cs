@@ -54,7 +54,8 @@ public static class TrainingProtocol
     /// <summary>
     /// Agent → runner: this worker took the last step. <paramref name="Digest"/> is the SHA-256 of its
     /// parameters (the runner compares every worker's); held-out metrics and the weights' path come
-    /// from rank 0 only (null elsewhere).
+    /// from rank 0 only (null elsewhere). <paramref name="Metrics"/> are the workload's held-out metrics by
+    /// name (<paramref name="Accuracy"/> and <paramref name="Loss"/> repeat two of them where the workload has them).
     /// </summary>
     [MessagePackObject]
     public sealed record TrainingCompleted(
@@ -67,7 +68,8 @@ public static class TrainingProtocol
         [property: Key(6)] double SamplesPerSecond,
         [property: Key(7)] string? WeightsPath,
         [property: Key(8)] string Digest,
-        [property: Key(9)] double CommunicationShare) : IOrchestratorMessage;
+        [property: Key(9)] double CommunicationShare,
+        [property: Key(10)] IReadOnlyDictionary<string, double>? Metrics = null) : IOrchestratorMessage;
 
     /// <summary>Agent → runner: training could not go on; <paramref name="Error"/> says why, for the job's status.</summary>
     [MessagePackObject]

@@ -12,8 +12,25 @@ public sealed record CheckpointManifest(string Format, string Job, string Model,
 
 public sealed record ManifestEntry(string Name, long Length, string Sha256);
 
-/// <summary>Held-out metrics of a checkpoint, written beside it once evaluated.</summary>
-public sealed record CheckpointEvaluation(double Accuracy, double Loss, string EvaluatedAt);
+/// <summary>
+/// Held-out metrics of a checkpoint, written beside it once evaluated: every metric the workload names,
+/// and the one that ranks the job's checkpoints. (Files written before workloads had names hold
+/// <c>accuracy</c> and <c>loss</c> only; they read as those two metrics ranked by accuracy.)
+/// </summary>
+public sealed record CheckpointEvaluation(double? Accuracy, double? Loss, string EvaluatedAt,
+    IReadOnlyDictionary<string, double>? Metrics = null, string? RankMetric = null, bool HigherIsBetter = true)
+{
+    public IReadOnlyDictionary<string, double> AllMetrics => Metrics ?? new Dictionary<string, double>
+    {
+        ["accuracy"] = Accuracy ?? double.NaN,
+        ["loss"] = Loss ?? double.NaN,
+    };
+
+    public string Ranking => RankMetric ?? "accuracy";
+
+    /// <summary>The ranking metric's value, null where the metric is missing.</summary>
+    public double? Score => AllMetrics.TryGetValue(Ranking, out var v) ? v : null;
+}
 
 /// <summary>One checkpoint on disk as last verified: <see cref="Problem"/> says why it is not <see cref="Verified"/>.</summary>
 public sealed record CheckpointInfo(long Step, int Epoch, string Folder, bool Verified, string? Problem, CheckpointManifest? Manifest,
@@ -125,24 +142,24 @@ public static class CheckpointFolder
             manifest.Generation, manifest.Digest, files[ModelFileName], files[OptimizerFileName]);
     }
 
-    public static void RecordEvaluation(string folder, double accuracy, double loss) =>
+    /// <summary>Writes the checkpoint's held-out metrics and the ranking chosen for its job.</summary>
+    public static void RecordEvaluation(string folder, IReadOnlyDictionary<string, double> metrics, string rankMetric, bool higherIsBetter) =>
         AtomicFile.WriteAllBytes(Path.Combine(folder, EvaluationFileName),
-            JsonSerializer.SerializeToUtf8Bytes(new CheckpointEvaluation(accuracy, loss, DateTimeOffset.UtcNow.ToString("O")), Json));
+            JsonSerializer.SerializeToUtf8Bytes(new CheckpointEvaluation(metrics.TryGetValue("accuracy", out var a) ? a : null,
+                metrics.TryGetValue("loss", out var l) ? l : null, DateTimeOffset.UtcNow.ToString("O"), metrics, rankMetric, higherIsBetter), Json));
 
     /// <summary>
-    /// Keeps the <paramref name="keep"/> best evaluated checkpoints by <paramref name="metric"/> (accuracy:
-    /// higher is better; loss: lower) plus the newest verified one, and deletes the other evaluated ones.
-    /// Checkpoints not yet evaluated wait for their evaluation; unverified ones stay as evidence.
+    /// Keeps the <paramref name="keep"/> best evaluated checkpoints by the ranking metric recorded with their
+    /// evaluation plus the newest verified one, and deletes the other evaluated ones. Checkpoints not yet
+    /// evaluated wait for their evaluation; unverified ones stay as evidence.
     /// </summary>
-    public static IReadOnlyList<long> ApplyRetention(string root, int keep, string metric)
+    public static IReadOnlyList<long> ApplyRetention(string root, int keep)
     {
         var all = List(root);
         var newest = all.LastOrDefault(c => c.Verified);
         var evaluated = all.Where(c => c.Verified && c.Evaluation is not null).ToList();
-        var best = (metric == "loss"
-                ? evaluated.OrderBy(c => c.Evaluation!.Loss)
-                : evaluated.OrderByDescending(c => c.Evaluation!.Accuracy))
-            .ThenByDescending(c => c.Step)
+        bool higherIsBetter = evaluated.LastOrDefault()?.Evaluation!.HigherIsBetter ?? true;
+        var best = Orchestrator.Core.Jobs.CheckpointRanking.Order(evaluated, c => c.Evaluation!.Score, higherIsBetter, c => c.Step)
             .Take(keep)
             .Select(c => c.Step)
             .ToHashSet();

@@ -27,9 +27,21 @@ public sealed record ImageDataset(string Name, ImageSplit Train, ImageSplit Test
         if (train.Rows != test.Rows || train.Columns != test.Columns)
             throw new IdxFormatException(files.TestImages,
                 $"images are {test.Rows}x{test.Columns} but the training images are {train.Rows}x{train.Columns}");
-        int classes = Math.Max(train.MaxLabel, test.MaxLabel) + 1;
+        // A named dataset has a known number of classes: a label outside it is a damaged file, not a new class.
+        int classes = KnownClasses.TryGetValue(files.Name, out var known) ? known : Math.Max(train.MaxLabel, test.MaxLabel) + 1;
+        CheckLabels(train, files.TrainLabels, classes);
+        CheckLabels(test, files.TestLabels, classes);
         var (mean, std) = PixelStatistics(train.Pixels);
         return new ImageDataset(files.Name, train, test, classes, mean, std);
+    }
+
+    private static readonly Dictionary<string, int> KnownClasses = new(StringComparer.Ordinal) { ["fashion-mnist"] = 10, ["mnist"] = 10 };
+
+    private static void CheckLabels(ImageSplit split, string path, int classes)
+    {
+        for (int i = 0; i < split.Labels.Length; i++)
+            if (split.Labels[i] >= classes)
+                throw new IdxFormatException(path, $"label {split.Labels[i]} at position {i} is outside the dataset's {classes} classes (0-{classes - 1})");
     }
 
     /// <summary>Mean and standard deviation of pixel/255 over the training split (exact, in double).</summary>

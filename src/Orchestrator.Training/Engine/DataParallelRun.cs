@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Orchestrator.Core.Jobs;
-using Orchestrator.Training.Data;
+using Orchestrator.Sdk;
 using Orchestrator.Training.Safetensors;
 using Orchestrator.Training.Checkpoints;
 using static TorchSharp.torch;
@@ -32,9 +32,9 @@ public sealed record WorkerProgress(int Epoch, int Epochs, long Step, long Total
 /// </summary>
 public sealed record CheckpointHooks(int Generation, TrainingSnapshot? ResumeFrom, Action<TrainingSnapshot>? OnSnapshot, Action<long, string>? OnDigest);
 
-/// <summary>The end of a worker's run. Accuracy, loss and weights only on worker rank 0, which evaluates the whole held-out split.</summary>
+/// <summary>The end of a worker's run. Held-out metrics and weights only on worker rank 0, which evaluates the whole held-out split.</summary>
 public sealed record DataParallelResult(long Steps, int Epochs, double SamplesPerSecond, double CommunicationShare, string Digest,
-    EvaluationResult? Evaluation, string? WeightsPath);
+    HeldOutMetrics? Evaluation, string? WeightsPath);
 
 /// <summary>
 /// One worker's part of a data-parallel job (PRODUCT.md section 4): a replica per local device, each
@@ -45,7 +45,7 @@ public sealed record DataParallelResult(long Steps, int Epochs, double SamplesPe
 /// </summary>
 public static class DataParallelRun
 {
-    public static DataParallelResult Run(JobSpec job, ImageDataset data, IReadOnlyList<Device> devices, WorkerPlacement placement,
+    public static DataParallelResult Run(JobSpec job, IWorkload workload, IReadOnlyList<Device> devices, WorkerPlacement placement,
         IGradientReducer reducer, string? weightsPath, IProgress<WorkerProgress>? progress = null, CancellationToken cancellation = default,
         CheckpointHooks? checkpoints = null)
     {
@@ -54,7 +54,7 @@ public static class DataParallelRun
         var replicas = new List<Replica>();
         try
         {
-            foreach (var device in devices) replicas.Add(new Replica(job, data, device));
+            foreach (var device in devices) replicas.Add(new Replica(job, workload, device));
             if (checkpoints?.ResumeFrom is { } snapshot)
             {
                 if (snapshot.Model != job.Model) throw new CheckpointInvalidException($"the checkpoint holds a '{snapshot.Model}' model, the job trains '{job.Model}'");
@@ -74,6 +74,7 @@ public static class DataParallelRun
         int globalBatch = placement.WorldSize * job.BatchSizePerDevice;
         var schedule = new StepSchedule(job, replicas[0].TrainCount, placement.WorldSize, checkpoints?.ResumeFrom?.ContinueWith(globalBatch));
         long totalSteps = schedule.TotalSteps;
+        foreach (var replica in replicas) replica.TotalSteps = totalSteps;
         var buffer = new GradientBuffer(replicas[0].Model);
         var clock = Stopwatch.StartNew();
         var sinceReport = Stopwatch.StartNew();

@@ -18,7 +18,7 @@ public sealed class GradientBuffer
     private readonly float[] _flat;
     private readonly float[] _scratch;   // one parameter's gradient from a second replica, before it is added
 
-    public GradientBuffer(Module<Tensor, Tensor> model)
+    public GradientBuffer(Module model)
     {
         long total = model.parameters().Sum(p => p.numel());
         if (total > Array.MaxLength) throw new ArgumentException($"model has {total} parameters, more than one buffer holds");
@@ -65,7 +65,7 @@ public sealed class GradientBuffer
     }
 
     /// <summary>SHA-256 of the model's parameters (registration order, float32 bytes): replicas are equal exactly when their digests are.</summary>
-    public static string Digest(Module<Tensor, Tensor> model)
+    public static string Digest(Module model)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var p in model.parameters())

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Orchestrator.Core.Jobs;
-using Orchestrator.Training.Data;
+using Orchestrator.Sdk;
 using Orchestrator.Training.Safetensors;
 using Orchestrator.Training.Checkpoints;
 using static TorchSharp.torch;
@@ -10,7 +10,7 @@ namespace Orchestrator.Training.Engine;
 
 public sealed record TrainingProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond);
 
-public sealed record LocalRunResult(double Accuracy, double Loss, long Steps, int Epochs, double SamplesPerSecond, string WeightsPath, TimeSpan Elapsed);
+public sealed record LocalRunResult(HeldOutMetrics Metrics, long Steps, int Epochs, double SamplesPerSecond, string WeightsPath, TimeSpan Elapsed);
 
 /// <summary>
 /// The single-replica reference (<c>orchestrator run</c>): one replica, whose step is the job's global
@@ -24,11 +24,11 @@ public static class LocalTrainingRun
 
     /// <param name="checkpointDir">Where to write a checkpoint every <c>checkpoint.everySteps</c> and at each epoch's end (none when null).</param>
     /// <param name="resume">A checkpoint of this job to continue from: the run then equals the uninterrupted one bit for bit.</param>
-    public static LocalRunResult Run(JobSpec job, ImageDataset data, Device device, string weightsPath,
+    public static LocalRunResult Run(JobSpec job, IWorkload workload, Device device, string weightsPath,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default,
         string? checkpointDir = null, TrainingSnapshot? resume = null)
     {
-        using var replica = new Replica(job, data, device);
+        using var replica = new Replica(job, workload, device);
         if (resume is not null)
         {
             if (resume.Model != job.Model) throw new CheckpointInvalidException($"the checkpoint holds a '{resume.Model}' model, the job trains '{job.Model}'");
@@ -36,6 +36,7 @@ public static class LocalTrainingRun
         }
         var schedule = new StepSchedule(job, replica.TrainCount, job.WorldSize, resume?.ContinueWith(job.GlobalBatchSize));
         long totalSteps = schedule.TotalSteps;
+        replica.TotalSteps = totalSteps;
         long step = schedule.FirstStep, samples = 0;
         int epochsRun = resume?.Position.Epoch ?? 0;
         var clock = Stopwatch.StartNew();
@@ -78,7 +79,7 @@ public static class LocalTrainingRun
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
             ["epochs"] = epochsRun.ToString(CultureInfo.InvariantCulture),
         });
-        return new LocalRunResult(evaluation.Accuracy, evaluation.Loss, step, epochsRun, samplesPerSecond, Path.GetFullPath(weightsPath), clock.Elapsed);
+        return new LocalRunResult(evaluation, step, epochsRun, samplesPerSecond, Path.GetFullPath(weightsPath), clock.Elapsed);
     }
 
     /// <summary>Reports the mean loss of the steps since the last report, at most a few times per second.</summary>

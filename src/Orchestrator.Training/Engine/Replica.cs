@@ -1,46 +1,50 @@
 using Orchestrator.Core.Jobs;
-using Orchestrator.Training.Data;
-using Orchestrator.Training.Models;
+using Orchestrator.Sdk;
 using Orchestrator.Training.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn;
 
 namespace Orchestrator.Training.Engine;
 
 /// <summary>
 /// One model replica on one device: the training core that the single-process run and the cluster's
-/// trainers share. A step is split in two so that gradients can be reduced in between:
-/// <see cref="ComputeGradients"/> then (after an all-reduce, in the cluster) <see cref="ApplyStep"/>.
+/// trainers share, for any workload. A step is split in two so that gradients can be reduced in
+/// between: <see cref="ComputeGradients"/> then (after an all-reduce, in the cluster) <see cref="ApplyStep"/>.
 /// Not thread-safe: one compute thread drives it.
 /// </summary>
 public sealed class Replica : IDisposable
 {
     private readonly JobSpec _job;
-    private readonly DeviceData _train;
-    private readonly DeviceData _test;
+    private readonly IWorkload _workload;
+    private readonly WorkloadData _train;
+    private readonly WorkloadData _test;
 
-    public Module<Tensor, Tensor> Model { get; }
+    public nn.Module Model { get; }
     public optim.Optimizer Optimizer { get; }
     public Device Device { get; }
 
-    public Replica(JobSpec job, ImageDataset data, Device device)
+    public Replica(JobSpec job, IWorkload workload, Device device)
     {
         _job = job;
+        _workload = workload;
         Device = device;
-        Model = ModelRegistry.Create(job.Model, new ModelInput(data.Train.Rows, data.Train.Columns, data.Classes), job.Seed, device);
+        Model = SeededModel.Create(workload, job.Seed, device);
         Optimizer = OptimizerFactory.Create(job.Optimizer, Model.parameters());
-        _train = new DeviceData(data.Train, data.Mean, data.Std, device);
-        _test = new DeviceData(data.Test, data.Mean, data.Std, device);
+        _train = workload.OpenData(DataSplit.Train, device);
+        _test = workload.OpenData(DataSplit.HeldOut, device);
     }
+
+    /// <summary>The run's number of steps, at which a cosine learning-rate decay reaches its floor (set once the schedule is known).</summary>
+    public long TotalSteps { get; set; }
 
     public int TrainCount => _train.Count;
     public int TestCount => _test.Count;
 
     /// <summary>
-    /// Forward and backward on this replica's part of a step. The loss is summed and divided by the
-    /// step's global sample count, so that summing the replicas' gradients gives exactly the gradient
-    /// of the mean loss over the global batch, even when a short last step splits unevenly.
+    /// Forward and backward on this replica's part of a step. The workload's loss is a sum over the
+    /// samples; it is divided by the step's global sample count, so that summing the replicas' gradients
+    /// gives exactly the gradient of the mean loss over the global batch, even when a short last step
+    /// splits unevenly.
     /// </summary>
     /// <returns>The summed (not averaged) loss of this replica's samples.</returns>
     /// <param name="accumulate">Add to the gradients already held (a further micro-batch of the same step) instead of replacing them.</param>
@@ -61,54 +65,29 @@ public sealed class Replica : IDisposable
                 }
             return 0;
         }
-        var positions = new long[indices.Length];
-        for (int i = 0; i < positions.Length; i++) positions[i] = indices[i];
-        var index = tensor(positions, ScalarType.Int64).to(Device);
-        var logits = Model.forward(_train.Images.index_select(0, index));
-        var lossSum = functional.cross_entropy(logits, _train.Labels.index_select(0, index), reduction: Reduction.Sum);
+        var lossSum = _workload.LossSum(Model, _train.Get(indices));
+        if (lossSum.numel() != 1) throw new InvalidOperationException($"the workload's loss must be a scalar (a sum over the batch), was shaped [{string.Join(",", lossSum.shape)}]");
         // An explicit Scalar that lives to the end of the method: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
         using var divisor = globalCount.ToScalar();
         lossSum.div(divisor).backward();
-        return lossSum.item<float>();
+        return lossSum.to_type(ScalarType.Float32).item<float>();
     }
 
-    /// <summary>Applies the optimizer with the learning rate that the schedule gives for <paramref name="globalStep"/>.</summary>
+    /// <summary>Clips (when the job asks) and applies the optimizer with the learning rate that the schedule gives for <paramref name="globalStep"/>.</summary>
     public void ApplyStep(long globalStep)
     {
-        OptimizerFactory.SetLearningRate(Optimizer, OptimizerFactory.LearningRateAt(_job.Optimizer, _job.LrSchedule, globalStep));
+        OptimizerFactory.SetLearningRate(Optimizer, OptimizerFactory.LearningRateAt(_job.Optimizer, _job.LrSchedule, globalStep, TotalSteps));
         using var scope = NewDisposeScope();
+        if (_job.Optimizer.ClipGradNorm is { } maxNorm) GradientClipping.ClipByGlobalNorm(Model.parameters(), maxNorm);
         Optimizer.step();
     }
 
-    /// <summary>Evaluates samples [start, end) of the held-out split (all of it by default), exactly once each.</summary>
-    public EvaluationResult Evaluate(int start = 0, int? end = null, int batchSize = 1000) => Evaluate(Model, _test, start, end, batchSize);
+    /// <summary>The held-out metrics over the whole held-out split.</summary>
+    public HeldOutMetrics Evaluate() => HeldOutMetrics.From(_workload, EvaluateSums());
 
-    /// <summary>Evaluates <paramref name="model"/> on samples [start, end) of a held-out split, exactly once each.</summary>
-    public static EvaluationResult Evaluate(Module<Tensor, Tensor> model, DeviceData test, int start = 0, int? end = null, int batchSize = 1000)
-    {
-        var Model = model;
-        var _test = test;
-        int stop = end ?? _test.Count;
-        double lossSum = 0;
-        long correct = 0;
-        Model.eval();
-        try
-        {
-            using var noGrad = no_grad();
-            for (int b = start; b < stop; b += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                int n = Math.Min(batchSize, stop - b);
-                var x = _test.Images.narrow(0, b, n);
-                var y = _test.Labels.narrow(0, b, n);
-                var logits = Model.forward(x);
-                lossSum += functional.cross_entropy(logits, y, reduction: Reduction.Sum).item<float>();
-                correct += logits.argmax(1).eq(y).sum().item<long>();
-            }
-        }
-        finally { Model.train(); }
-        return new EvaluationResult(lossSum, correct, Math.Max(0, stop - start));
-    }
+    /// <summary>Evaluation sums over samples [start, end) of the held-out split (all of it by default), exactly once each.</summary>
+    public EvaluationSums EvaluateSums(int start = 0, int? end = null, int batchSize = 1000) =>
+        Evaluation.Sums(_workload, Model, _test, start, end ?? _test.Count, batchSize);
 
     public void Dispose()
     {
@@ -116,5 +95,24 @@ public sealed class Replica : IDisposable
         Model.Dispose();
         _train.Dispose();
         _test.Dispose();
+    }
+}
+
+/// <summary>Builds a workload's model with parameters drawn from the job's seed, so that every replica starts identical.</summary>
+public static class SeededModel
+{
+    private static readonly object SeedLock = new();
+
+    public static nn.Module Create(IWorkload workload, long seed, Device device)
+    {
+        // Initialization draws from libtorch's one global generator: two replicas built at once on two
+        // threads would interleave their draws and start different. Seed and build as one step.
+        nn.Module model;
+        lock (SeedLock)
+        {
+            manual_seed(seed);
+            model = workload.CreateModel() ?? throw new InvalidOperationException("the workload's CreateModel returned null");
+        }
+        return model.to(device);
     }
 }

@@ -57,9 +57,14 @@ public sealed class ScalarSafeSgd(IEnumerable<Parameter> parameters, double lr, 
     }, closure);
 }
 
-/// <summary>TorchSharp's Adam update (bias correction, AMSGrad, weight decay, maximize) with its Scalars kept alive.</summary>
+/// <summary>
+/// TorchSharp's Adam update (bias correction, AMSGrad, weight decay, maximize) with its Scalars kept alive.
+/// With <paramref name="decoupledWeightDecay"/> it is AdamW (as PyTorch's: the parameter shrinks by
+/// lr × weightDecay before the Adam update, and the decay is not added to the gradient); its state is
+/// Adam's, so checkpoints of both look alike.
+/// </summary>
 public sealed class ScalarSafeAdam(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999,
-    double eps = 1e-8, double weightDecay = 0, bool amsgrad = false, bool maximize = false)
+    double eps = 1e-8, double weightDecay = 0, bool amsgrad = false, bool maximize = false, bool decoupledWeightDecay = false)
     : Adam(parameters, lr, beta1, beta2, eps, weightDecay, amsgrad, maximize)
 {
     public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(group =>
@@ -78,6 +83,7 @@ public sealed class ScalarSafeAdam(IEnumerable<Parameter> parameters, double lr,
         using var weightDecayScalar = weightDecay.ToScalar();
         using var epsScalar = options.eps!.Value.ToScalar();
         using var one = 1.ToScalar();   // add_(Scalar) would make this alpha itself, implicitly
+        using var decayFactor = (1 - lr * weightDecay).ToScalar();
 
         foreach (var param in group.Parameters)
         {
@@ -88,7 +94,11 @@ public sealed class ScalarSafeAdam(IEnumerable<Parameter> parameters, double lr,
             state.step += 1;
             var biasCorrection1 = 1 - Math.Pow(beta1, state.step);
             var biasCorrection2 = 1 - Math.Pow(beta2, state.step);
-            if (weightDecay != 0) grad = grad.add(param, alpha: weightDecayScalar);
+            if (weightDecay != 0)
+            {
+                if (decoupledWeightDecay) param.mul_(decayFactor);
+                else grad = grad.add(param, alpha: weightDecayScalar);
+            }
 
             state.exp_avg.mul_(beta1Scalar).add_(grad, alpha: oneMinusBeta1);
             state.exp_avg_sq.mul_(beta2Scalar).addcmul_(grad, grad.conj(), value: oneMinusBeta2);

@@ -1,0 +1,157 @@
+using Orchestrator.Core.Jobs;
+using Orchestrator.Sdk;
+using Orchestrator.Training.Data;
+using Orchestrator.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Orchestrator.Training.Workloads;
+
+/// <summary>
+/// The built-in workloads <c>mlp</c> and <c>lenet</c>: image classification on an IDX pair (Fashion-MNIST,
+/// MNIST, any MNIST-format files) or a `tensors` file, written against the SDK like any team's workload.
+/// Images are float32 [N,1,H,W], normalized with the train split's pixel statistics where they are bytes;
+/// the loss is cross-entropy, the metrics held-out accuracy and loss, checkpoints ranked by accuracy.
+/// </summary>
+public sealed class ImageClassification : Workload<Module<Tensor, Tensor>>
+{
+    private readonly string _model;
+    private readonly ImageTensors _data;
+
+    public ImageClassification(string model, DatasetSpec dataset)
+    {
+        if (Array.IndexOf(JobSpecParser.BuiltInModels, model) < 0)
+            throw new ArgumentException($"unknown model '{model}'; built-in models: {string.Join(", ", JobSpecParser.BuiltInModels)}");
+        _model = model;
+        _data = ImageTensors.Load(dataset);
+    }
+
+    /// <summary>The dataset's name and size, for a run's header line.</summary>
+    public string Describe() => $"{_data.Name} ({_data.TrainImages.shape[0]} train / {_data.TestImages.shape[0]} held-out)";
+
+    public ModelInput Input => new((int)_data.TrainImages.shape[2], (int)_data.TrainImages.shape[3], _data.Classes);
+
+    public override Module<Tensor, Tensor> CreateModel() => _model == "mlp" ? new Mlp(Input) : new LeNet(Input);
+
+    public override WorkloadData OpenData(DataSplit split, Device device) => split == DataSplit.Train
+        ? new TensorData(_data.TrainImages, _data.TrainLabels, device)
+        : new TensorData(_data.TestImages, _data.TestLabels, device);
+
+    public override Tensor LossSum(Module<Tensor, Tensor> model, Batch batch) =>
+        functional.cross_entropy(model.forward(batch.Inputs), batch.Targets, reduction: Reduction.Sum);
+
+    public override IReadOnlyDictionary<string, Tensor> EvaluationSums(Module<Tensor, Tensor> model, Batch batch)
+    {
+        var logits = model.forward(batch.Inputs);
+        return new Dictionary<string, Tensor>
+        {
+            ["loss"] = functional.cross_entropy(logits, batch.Targets, reduction: Reduction.Sum),
+            ["accuracy"] = logits.argmax(1).eq(batch.Targets).sum(),
+        };
+    }
+
+    public override MetricRanking Ranking => MetricRanking.Higher("accuracy");
+
+    public override void Dispose() => _data.Dispose();
+}
+
+/// <summary>An image dataset's splits as CPU tensors: images float32 [N,1,H,W], labels int64 [N].</summary>
+internal sealed record ImageTensors(string Name, Tensor TrainImages, Tensor TrainLabels, Tensor TestImages, Tensor TestLabels, int Classes) : IDisposable
+{
+    public static ImageTensors Load(DatasetSpec spec) =>
+        spec.Name == "tensors" ? FromTensorFile(spec.Path!) : FromIdx(ImageDataset.Load(DatasetLocator.Locate(spec)));
+
+    private static ImageTensors FromIdx(ImageDataset data)
+    {
+        using var scope = NewDisposeScope();
+        Tensor Images(ImageSplit s)
+        {
+            var raw = tensor(s.Pixels, new long[] { s.Count, 1, s.Rows, s.Columns });
+            // Explicit Scalars that live to the end: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
+            using var scale = 255f.ToScalar();
+            using var mean = data.Mean.ToScalar();
+            using var std = data.Std.ToScalar();
+            return raw.to_type(ScalarType.Float32).div_(scale).sub_(mean).div_(std).DetachFromDisposeScope();
+        }
+        Tensor Labels(ImageSplit s) => tensor(s.Labels, new long[] { s.Count }).to_type(ScalarType.Int64).DetachFromDisposeScope();
+        return new ImageTensors(data.Name, Images(data.Train), Labels(data.Train), Images(data.Test), Labels(data.Test), data.Classes);
+    }
+
+    /// <summary>
+    /// A `tensors` file: <c>train.x</c>, <c>train.y</c>, <c>test.x</c>, <c>test.y</c>. Inputs [N,H,W] or
+    /// [N,1,H,W] (images) or [N,D] (vectors, read as 1×D images); bytes are scaled to [0,1] and normalized
+    /// like IDX pixels, floats are taken as they are; labels are integers from 0, the classes their maximum + 1.
+    /// </summary>
+    private static ImageTensors FromTensorFile(string path)
+    {
+        var tensors = TensorFile.Read(path);
+        try
+        {
+            Tensor Take(string name) => tensors.TryGetValue(name, out var t) ? t
+                : throw new JobSpecException("dataset.path", $"{path} has no tensor '{name}' (a tensors dataset holds train.x, train.y, test.x, test.y)");
+            var (trainX, trainY, testX, testY) = (Take("train.x"), Take("train.y"), Take("test.x"), Take("test.y"));
+            using var scope = NewDisposeScope();
+            var trainImages = AsImages(trainX, "train.x", path);
+            var testImages = AsImages(testX, "test.x", path);
+            if (trainImages.shape[2] != testImages.shape[2] || trainImages.shape[3] != testImages.shape[3])
+                throw new JobSpecException("dataset.path", $"{path}: test.x samples are [{string.Join(",", testX.shape.Skip(1))}] but train.x samples are [{string.Join(",", trainX.shape.Skip(1))}]");
+            if (trainX.dtype == ScalarType.Byte)
+            {
+                using var s255 = 255.0.ToScalar();
+                var mean = trainImages.div(s255).mean().item<float>();
+                var std = trainImages.div(s255).std(unbiased: false).item<float>();
+                using var meanScalar = mean.ToScalar();
+                using var stdScalar = Math.Max(std, 1e-6f).ToScalar();
+                trainImages = trainImages.div_(s255).sub_(meanScalar).div_(stdScalar);
+                testImages = testImages.div_(s255).sub_(meanScalar).div_(stdScalar);
+            }
+            var trainLabels = AsLabels(trainY, "train.y", trainImages.shape[0], path);
+            var testLabels = AsLabels(testY, "test.y", testImages.shape[0], path);
+            int classes = (int)Math.Max(trainLabels.max().item<long>(), testLabels.max().item<long>()) + 1;
+            return new ImageTensors(Path.GetFileName(path), trainImages.DetachFromDisposeScope(), trainLabels.DetachFromDisposeScope(),
+                testImages.DetachFromDisposeScope(), testLabels.DetachFromDisposeScope(), classes);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
+    private static Tensor AsImages(Tensor x, string name, string path)
+    {
+        var images = x.dim() switch
+        {
+            2 => x.reshape(x.shape[0], 1, 1, x.shape[1]),
+            3 => x.unsqueeze(1),
+            4 when x.shape[1] == 1 => x,
+            _ => throw new JobSpecException("dataset.path", $"{path}: {name} has shape [{string.Join(",", x.shape)}]; the built-in models take [N,D], [N,H,W] or [N,1,H,W]"),
+        };
+        if (images.shape[0] == 0) throw new JobSpecException("dataset.path", $"{path}: {name} has no samples");
+        return images.to_type(ScalarType.Float32);
+    }
+
+    private static Tensor AsLabels(Tensor y, string name, long count, string path)
+    {
+        if (y.dim() != 1 || y.shape[0] != count)
+            throw new JobSpecException("dataset.path", $"{path}: {name} has shape [{string.Join(",", y.shape)}], expected [{count}] (one label per sample)");
+        if (y.dtype is not (ScalarType.Int64 or ScalarType.Byte))
+            throw new JobSpecException("dataset.path", $"{path}: {name} is {y.dtype}; labels are I64 or U8");
+        var labels = y.to_type(ScalarType.Int64);
+        var negative = labels.lt(0).nonzero();
+        if (negative.shape[0] > 0)
+        {
+            long at = negative[0, 0].item<long>();
+            throw new JobSpecException("dataset.path", $"{path}: {name}[{at}] is {labels[at].item<long>()}; labels are class numbers from 0");
+        }
+        return labels;
+    }
+
+    public void Dispose()
+    {
+        TrainImages.Dispose();
+        TrainLabels.Dispose();
+        TestImages.Dispose();
+        TestLabels.Dispose();
+    }
+}
