@@ -12,6 +12,22 @@ namespace Orchestrator.Cli;
 /// </summary>
 public static class WorkloadLoading
 {
+    /// <summary>
+    /// Checks a job before it is submitted: a built-in's dataset is found; a package's workload is loaded
+    /// (its arguments validated by its constructor) and unloaded again.
+    /// </summary>
+    public static void Check(JobSpec spec)
+    {
+        if (spec.IsBuiltIn)
+        {
+            if (spec.Dataset is { Name: "tensors", Path: { } path } && !File.Exists(path))
+                throw new JobSpecException("dataset.path", $"no such file: {Path.GetFullPath(path)}");
+            if (spec.Dataset is { Name: not "tensors" } dataset) DatasetLocator.Locate(dataset);
+            return;
+        }
+        using var loaded = Load(spec);
+    }
+
     public static LoadedWorkload Load(JobSpec spec)
     {
         if (spec.Dataset is { Name: not "tensors" } dataset) DatasetLocator.Locate(dataset);   // names every folder looked in

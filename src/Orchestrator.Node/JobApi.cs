@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Orchestrator.Cluster.Coordinator;
+using Orchestrator.Cluster.Packages;
 using static Orchestrator.Core.Protocol.JobProtocol;
 
 namespace Orchestrator.Node;
@@ -14,7 +15,7 @@ public static class JobApi
 {
     private const int MaxJobFileBytes = 1 << 20;
 
-    public static void Map(WebApplication app, ApiToken token, TimeSpan askTimeout, string node)
+    public static void Map(WebApplication app, ApiToken token, TimeSpan askTimeout, PackageStore packages, string node)
     {
         app.Use(async (context, next) =>
         {
@@ -36,6 +37,7 @@ public static class JobApi
             using var reader = new StreamReader(request.Body);
             var text = await reader.ReadToEndAsync();
             if (text.Length > MaxJobFileBytes) return Error(StatusCodes.Status413PayloadTooLarge, "", $"a job file may be at most {MaxJobFileBytes} bytes");
+            if (MissingPackage(text, packages) is { } missing) return missing;
             return await AskJobManager(manager, new SubmitJob(text), askTimeout, reply => reply switch
             {
                 JobAccepted accepted => Results.Created($"/api/v1/jobs/{Uri.EscapeDataString(accepted.Id)}", accepted),
@@ -51,6 +53,22 @@ public static class JobApi
             AskJobManager(manager, new CancelJob(id), askTimeout, reply => reply is CancelResult result ? Results.Ok(result) : null));
         api.MapGet("/jobs/{id}/checkpoints", (string id, IRequiredActor<JobManagerKey> manager) =>
             AskJobManager(manager, new GetCheckpoints(id), askTimeout, reply => reply is CheckpointList list ? Results.Ok(list.Checkpoints) : null));
+        // Workload packages, content-addressed: PUT stores the body under its SHA-256 (checked), HEAD says whether it is here.
+        api.MapMethods("/packages/{sha256}", ["HEAD"], (string sha256) =>
+            PackageStore.IsHash(sha256) && packages.Has(sha256) ? Results.Ok() : Results.NotFound());
+        api.MapPut("/packages/{sha256}", async (string sha256, HttpRequest request, ILoggerFactory logs, CancellationToken cancellation) =>
+        {
+            if (!PackageStore.IsHash(sha256)) return Error(StatusCodes.Status400BadRequest, "sha256", "must be 64 lower-case hex digits");
+            if (request.ContentLength > packages.MaxBytes)
+                return Error(StatusCodes.Status413PayloadTooLarge, "", $"the package is {request.ContentLength} bytes, over the limit of {packages.MaxBytes} (orchestrator.packages.max-bytes)");
+            // Kestrel's own body limit (about 30 MB) must not cut a package that the setting allows; the store counts itself.
+            if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                limit.MaxRequestBodySize = packages.MaxBytes + 1;
+            var result = await packages.SaveAsync(sha256, request.Body, cancellation);
+            if (result.Refusal is { } why) return Error(result.TooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest, "", why);
+            if (result.Stored) logs.CreateLogger("Orchestrator.Packages").LogInformation("package sha256:{Sha} stored ({Bytes} bytes)", sha256, result.Bytes);
+            return Results.Json(new { sha256, bytes = result.Bytes, stored = result.Stored }, statusCode: result.Stored ? StatusCodes.Status201Created : StatusCodes.Status200OK);
+        });
         api.MapGet("/workers", (IRequiredActor<JobManagerKey> manager) =>
             AskJobManager(manager, GetWorkers.Instance, askTimeout, reply => reply is WorkerList list ? Results.Ok(list.Workers) : null));
     }
@@ -70,6 +88,18 @@ public static class JobApi
         }
         if (reply is JobNotFound notFound) return Error(StatusCodes.Status404NotFound, "id", $"no job with id '{notFound.Id}'");
         return answer(reply) ?? Error(StatusCodes.Status500InternalServerError, "", $"unexpected reply {reply.GetType().Name}");
+    }
+
+    /// <summary>A job that names an uploaded package is accepted only once the package is here.</summary>
+    private static IResult? MissingPackage(string jobFile, PackageStore packages)
+    {
+        Core.Jobs.JobSpec spec;
+        try { spec = Core.Jobs.JobSpecParser.Parse(jobFile); }
+        catch (Core.Jobs.JobSpecException) { return null; }   // the job manager names the field
+        if (spec.Package?.Source is not { } source || !source.StartsWith(Core.Jobs.JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)) return null;
+        var sha = source[Core.Jobs.JobSpecParser.PackageHashPrefix.Length..];
+        return packages.Has(sha) ? null
+            : Error(StatusCodes.Status400BadRequest, "workload.package", $"no package {source} on the coordinator: upload it first (PUT /api/v1/packages/{sha}; orchestrator submit does)");
     }
 
     /// <summary>Every error body has the same shape: the field at fault (empty for none) and what is wrong.</summary>

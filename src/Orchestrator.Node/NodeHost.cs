@@ -4,6 +4,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Cluster.Coordinator;
+using Orchestrator.Cluster.Packages;
 using Orchestrator.Cluster.Membership;
 using Orchestrator.Cluster.Worker;
 using Orchestrator.Core.Serialization;
@@ -66,7 +67,7 @@ public static class NodeHost
             json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         AddAkka(web.Services, options, node, seeds);
         var app = web.Build();
-        JobApi.Map(app, token, node.Settings.Api.AskTimeout, $"akka.tcp://{SystemName}@{node.Hostname}:{node.Port}");
+        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes), $"akka.tcp://{SystemName}@{node.Hostname}:{node.Port}");
         await app.RunAsync(cancellation);
         return 0;
     }
@@ -116,18 +117,21 @@ public static class NodeHost
             }
 
             if (options.Has("coordinator"))
-                b.WithSingleton<JobManagerKey>("job-manager", JobManager.Props(settings.Coordinator),
+            {
+                b.WithSingleton<JobManagerKey>("job-manager", JobManager.Props(settings.Coordinator, settings.Packages),
                     new ClusterSingletonOptions { Role = "coordinator" }, createProxyToo: true);
+                b.WithActors((system, _) => system.ActorOf(PackageServer.Props(new PackageStore(settings.Packages.Dir, settings.Packages.MaxBytes)), PackageServer.Name));
+            }
 
             if (options.Has(CheckpointStoreLocator.Role))
-                b.WithActors((system, _) => system.ActorOf(CheckpointStore.Props(settings.Checkpoint), CheckpointStore.Name));
+                b.WithActors((system, _) => system.ActorOf(CheckpointStore.Props(settings.Checkpoint, settings.Packages), CheckpointStore.Name));
 
             if (options.Has("worker"))
                 b.WithActors((system, _) =>
                 {
                     var self = Akka.Cluster.Cluster.Get(system).SelfAddress.ToString();
                     var devices = DeviceInventory.Detect(settings.Worker);
-                    system.ActorOf(WorkerAgent.Props(self, devices, settings.DataDir, settings.Worker), WorkerAgent.Name);
+                    system.ActorOf(WorkerAgent.Props(self, devices, settings.DataDir, settings.Worker, settings.Packages), WorkerAgent.Name);
                 });
         });
     }

@@ -26,10 +26,14 @@ public sealed class WorkloadArgs
     /// <summary>The path that errors name, <c>workload.args</c>.</summary>
     public string Path { get; }
 
+    /// <summary>Where relative paths among the arguments are taken from (the job file's folder), or null for the current folder.</summary>
+    public string? BaseDirectory { get; }
+
     /// <summary>Arguments from a JSON object (the empty object when the job file has none).</summary>
-    public WorkloadArgs(JsonElement args, string path = "workload.args")
+    public WorkloadArgs(JsonElement args, string path = "workload.args", string? baseDirectory = null)
     {
         Path = path;
+        BaseDirectory = baseDirectory;
         if (args.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) return;
         if (args.ValueKind != JsonValueKind.Object) throw new WorkloadArgumentException(path, $"must be a JSON object, was {Describe(args)}");
         foreach (var p in args.EnumerateObject())
@@ -37,13 +41,13 @@ public sealed class WorkloadArgs
     }
 
     /// <summary>Arguments from JSON text (the empty object for null or blank text).</summary>
-    public static WorkloadArgs Parse(string? json, string path = "workload.args")
+    public static WorkloadArgs Parse(string? json, string path = "workload.args", string? baseDirectory = null)
     {
-        if (string.IsNullOrWhiteSpace(json)) return new WorkloadArgs(default, path);
+        if (string.IsNullOrWhiteSpace(json)) return new WorkloadArgs(default, path, baseDirectory);
         try
         {
             using var document = JsonDocument.Parse(json);
-            return new WorkloadArgs(document.RootElement, path);
+            return new WorkloadArgs(document.RootElement, path, baseDirectory);
         }
         catch (JsonException ex) { throw new WorkloadArgumentException(path, $"not valid JSON: {ex.Message}"); }
     }
@@ -96,12 +100,12 @@ public sealed class WorkloadArgs
         return v.GetString()!;
     }
 
-    /// <summary>A file that must exist (a relative path is taken from the current directory), <paramref name="fallback"/> when absent.</summary>
+    /// <summary>A file that must exist (a relative path is taken from <see cref="BaseDirectory"/>), <paramref name="fallback"/> when absent.</summary>
     public string ExistingFile(string name, string? fallback = null)
     {
         var path = String(name, fallback);
         if (path.Length == 0 || path.Any(char.IsControl)) throw new WorkloadArgumentException(Field(name), "must be a path without control characters");
-        var full = System.IO.Path.GetFullPath(path);
+        var full = BaseDirectory is null ? System.IO.Path.GetFullPath(path) : System.IO.Path.GetFullPath(path, BaseDirectory);
         if (!File.Exists(full)) throw new WorkloadArgumentException(Field(name), $"no such file: {full}");
         return full;
     }

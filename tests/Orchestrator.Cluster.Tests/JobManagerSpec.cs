@@ -27,8 +27,11 @@ public sealed class JobManagerSpec() : TestKit(Config)
     private const string Valid = """{ "name": "fm", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "maxSteps": 5 }""";
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    private IActorRef NewManager(string name) =>
-        Sys.ActorOf(JobManager.Props(OrchestratorSettings.Create(Sys.Settings.Config).Coordinator), name);
+    private IActorRef NewManager(string name)
+    {
+        var settings = OrchestratorSettings.Create(Sys.Settings.Config);
+        return Sys.ActorOf(JobManager.Props(settings.Coordinator, settings.Packages), name);
+    }
 
     [Fact]
     public async Task An_invalid_job_is_rejected_with_its_field_and_nothing_is_recorded()

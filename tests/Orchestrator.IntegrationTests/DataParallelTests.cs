@@ -38,6 +38,23 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
         Assert.True(MaxAbsDiffAgainstRun(job, status) <= 1e-4);
     }
 
+    /// <summary>A team's own model from its package: the example transformer on two workers, as `run` trains it.</summary>
+    [Theory]
+    [InlineData("akka")]
+    [InlineData("tcp")]
+    public void The_transformer_package_on_two_workers_ends_where_one_process_does(string transport)
+    {
+        var job = Jobs.Transformer($"it-lm-{transport}", maxSteps: 60, transport: transport);
+        var status = RunToEnd(job);
+        Assert.Equal("Examples.CharTransformer.CharLanguageModel", status.GetProperty("workload").GetString());
+        var metrics = status.GetProperty("metrics");
+        double loss = metrics.GetProperty("loss").GetDouble();
+        // Untrained, the loss is about ln(vocabulary) = ln(80) = 4.4 nats a character; 60 steps of 16 windows bring it under 3.
+        Assert.True(loss < 3.0, $"held-out loss {loss:F3} after 60 steps");
+        Assert.Equal(Math.Exp(loss), metrics.GetProperty("perplexity").GetDouble(), 6);
+        Assert.Equal(0.0, MaxAbsDiffAgainstRun(job, status));
+    }
+
     [Fact]
     public void A_two_worker_job_reaches_the_accuracy_of_one_worker_with_the_same_global_batch()
     {

@@ -26,11 +26,18 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     private static string Job(string name) =>
         Jobs.Mlp(name, maxSteps: 600, workers: 2, batch: 32, seed: "42", checkpointEvery: 100);
 
-    [Fact]
-    public void A_worker_killed_mid_epoch_is_replaced_and_the_job_ends_exactly_where_the_uninterrupted_run_does()
+    /// <summary>The example transformer package, small enough to run 600 steps in about the time the mlp takes.</summary>
+    private static string TransformerJob(string name) =>
+        Jobs.Transformer(name, maxSteps: 600, checkpointEvery: 100, optimizer: """{ "type": "adam", "lr": 0.002 }""",
+            shape: """ "layers": 2, "width": 32, "heads": 2, "context": 16 """);
+
+    [Theory]
+    [InlineData("mlp")]
+    [InlineData("transformer")]
+    public void A_worker_killed_mid_epoch_is_replaced_and_the_job_ends_exactly_where_the_uninterrupted_run_does(string model)
     {
         _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));   // after the other test's restarts, if it ran first
-        var job = Job("it-recover");
+        var job = model == "mlp" ? Job("it-recover") : TransformerJob("it-recover-lm");
         var id = _cluster.Submit(job);
         var running = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 150, JobTimeout);
         // Not worker-1: it is a seed node, and the replacement joins through the seeds.

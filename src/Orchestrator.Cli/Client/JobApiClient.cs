@@ -38,7 +38,26 @@ public sealed class JobApiClient : IDisposable
         Content = body is null ? null : new StringContent(body, Encoding.UTF8, "application/json"),
     });
 
-    private JsonElement Send(Func<HttpRequestMessage> request)
+    /// <summary>Uploads bytes (a workload package) with PUT.</summary>
+    public JsonElement Put(string path, byte[] body) => Send(() => new HttpRequestMessage(HttpMethod.Put, path)
+    {
+        Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/zip") } },
+    });
+
+    /// <summary>Whether the resource exists (HEAD: 2xx yes, 404 no; anything else is an error).</summary>
+    public bool Exists(string path)
+    {
+        try
+        {
+            Send(() => new HttpRequestMessage(HttpMethod.Head, path), emptyIsOk: true);
+            return true;
+        }
+        catch (NotFound) { return false; }
+    }
+
+    private sealed class NotFound() : Exception("not found");
+
+    private JsonElement Send(Func<HttpRequestMessage> request, bool emptyIsOk = false)
     {
         var deadline = DateTime.UtcNow + _settings.RequestTimeout;
         while (true)
@@ -61,7 +80,8 @@ public sealed class JobApiClient : IDisposable
             using (response)
             {
                 var text = response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
-                if (response.IsSuccessStatusCode) return Parse(text);
+                if (response.IsSuccessStatusCode) return emptyIsOk && text.Length == 0 ? default : Parse(text);
+                if (emptyIsOk && response.StatusCode == HttpStatusCode.NotFound) throw new NotFound();
                 if (response.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline)
                 {
                     Thread.Sleep(500);

@@ -4,6 +4,7 @@ using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
 using Orchestrator.Training.Checkpoints;
+using Orchestrator.Training.Workloads;
 using static Orchestrator.Core.Protocol.CheckpointProtocol;
 
 namespace Orchestrator.Cluster.Checkpoint;
@@ -23,7 +24,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Incoming> _incoming = new();
     private readonly HashSet<IActorRef> _watchers = [];
-    private readonly SnapshotEvaluator _evaluator = new();
+    private readonly SnapshotEvaluator _evaluator;
     private Task _disk = Task.CompletedTask;
     private Task _evaluation = Task.CompletedTask;
 
@@ -38,11 +39,27 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(CheckpointSettings settings) => Akka.Actor.Props.Create(() => new CheckpointStore(settings));
+    /// <summary>
+    /// An uploaded package for evaluation: from this node's cache, else from the package store of a
+    /// coordinator on this node (the usual place of the checkpoint role), verified into the cache.
+    /// </summary>
+    private static string? LocalPackage(JobSpec job, PackageSettings packages)
+    {
+        if (job.Package?.Source is not { } source || !source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)) return null;
+        var sha = source[JobSpecParser.PackageHashPrefix.Length..];
+        var cache = new PackageCache(packages.CacheDir);
+        if (cache.TryGet(sha) is { } folder) return folder;
+        var store = new Packages.PackageStore(packages.Dir, packages.MaxBytes);
+        if (!store.Has(sha)) throw new WorkloadLoadException($"package {source} is not on this node: run the checkpoint role beside a coordinator to evaluate package workloads");
+        return cache.Install(sha, File.ReadAllBytes(store.PathOf(sha)));
+    }
 
-    public CheckpointStore(CheckpointSettings settings)
+    public static Props Props(CheckpointSettings settings, PackageSettings packages) => Akka.Actor.Props.Create(() => new CheckpointStore(settings, packages));
+
+    public CheckpointStore(CheckpointSettings settings, PackageSettings packages)
     {
         _settings = settings;
+        _evaluator = new SnapshotEvaluator(job => LoadedWorkload.Load(job, LocalPackage(job, packages)));
         Receive<SnapshotOffer>(OnOffer);
         Receive<SnapshotChunk>(OnChunk);
         Receive<Written>(OnWritten);

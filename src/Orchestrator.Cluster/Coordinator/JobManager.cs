@@ -9,6 +9,8 @@ using Orchestrator.Core.Settings;
 using static Orchestrator.Core.Protocol.JobEvents;
 using static Orchestrator.Core.Protocol.JobProtocol;
 
+using Orchestrator.Cluster.Packages;
+
 namespace Orchestrator.Cluster.Coordinator;
 
 /// <summary>Typed registry key for the job manager singleton's proxy (Akka.Hosting).</summary>
@@ -38,14 +40,16 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     // What the checkpoint actor last said about each job's checkpoints, and its last failed write (in memory: the files are the truth).
     private readonly Dictionary<string, IReadOnlyList<CheckpointView>> _checkpoints = new();
     private readonly Dictionary<string, (long Step, string Message)> _checkpointErrors = new();
+    private readonly PackageSettings _packages;
 
     public override string PersistenceId => PersistenceIdValue;
 
-    public static Props Props(CoordinatorSettings settings) => Akka.Actor.Props.Create(() => new JobManager(settings));
+    public static Props Props(CoordinatorSettings settings, PackageSettings packages) => Akka.Actor.Props.Create(() => new JobManager(settings, packages));
 
-    public JobManager(CoordinatorSettings settings)
+    public JobManager(CoordinatorSettings settings, PackageSettings packages)
     {
         _settings = settings;
+        _packages = packages;
 
         Recover<JobSubmitted>(e => _book = _book.Apply(e));
         Recover<JobStarted>(e => _book = _book.Apply(e));
@@ -59,7 +63,9 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             _log.Info("job manager recovered {0} job(s), last sequence {1}", _book.BySequence.Count, _book.LastSequence);
             Self.Tell(RequeueInterrupted.Instance);
             Timers.StartPeriodicTimer(nameof(WatchStore), WatchStore.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+            Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
         });
+        Command<SweepPackages>(_ => SweepUnreferencedPackages());
 
         Command<RequeueInterrupted>(_ => RequeueInterruptedJobs());
         Command<SubmitJob>(Submit);
@@ -280,6 +286,26 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>Removes the packages no job refers to any more (<see cref="PackageRetention"/>), on the file system off this mailbox.</summary>
+    private void SweepUnreferencedPackages()
+    {
+        var (book, settings, log) = (_book, _packages, _log);
+        Task.Run(() =>
+        {
+            var store = new PackageStore(settings.Dir, settings.MaxBytes);
+            foreach (var sha in PackageRetention.Expired(store.List(), book, DateTimeOffset.UtcNow, settings.Retention))
+            {
+                store.Delete(sha);
+                log.Info("package sha256:{0} removed: no job has referred to it for {1}", sha, settings.Retention);
+            }
+        });
+    }
+
+    private sealed record SweepPackages
+    {
+        public static readonly SweepPackages Instance = new();
+    }
 
     private sealed record WatchStore
     {

@@ -43,6 +43,8 @@ public sealed class Trainer : ReceiveActor
     private readonly WorkerSettings _settings;
     private readonly TcpRingLink? _tcp;
     private readonly TaskCompletionSource<TrainingSnapshot?> _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<string?> _packageFolder = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly PackageSource _packages;
     private SnapshotAssembly? _download;
     private string _downloadId = "";
     private bool _uploading;
@@ -58,11 +60,12 @@ public sealed class Trainer : ReceiveActor
     /// <summary>Training may take at most this long to fetch the checkpoint it resumes from.</summary>
     private static readonly TimeSpan FetchTimeout = TimeSpan.FromSeconds(60);
 
-    public static Props Props(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings) =>
-        Akka.Actor.Props.Create(() => new Trainer(start, spec, node, outputDir, settings));
+    public static Props Props(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings, PackageSource packages) =>
+        Akka.Actor.Props.Create(() => new Trainer(start, spec, node, outputDir, settings, packages));
 
-    public Trainer(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings)
+    public Trainer(StartTraining start, JobSpec spec, string node, string outputDir, WorkerSettings settings, PackageSource packages)
     {
+        _packages = packages;
         _start = start;
         // After a recovery with fewer workers than asked for (down to minWorkers), the world is the one formed.
         _spec = spec with { Workers = start.WorldSize };
@@ -111,6 +114,12 @@ public sealed class Trainer : ReceiveActor
             catch (InvalidDataException ex) { _resume.TrySetException(new CheckpointInvalidException($"checkpoint at step {_start.ResumeStep}: {ex.Message}")); }
             _download = null;
         });
+        Receive<Packages.PackageFetcher.Fetched>(f =>
+        {
+            Context.GetLogger().Info("job {0}: package sha256:{1} fetched into {2}", _start.JobId, f.Sha256, f.Folder);
+            _packageFolder.TrySetResult(f.Folder);
+        });
+        Receive<Packages.PackageFetcher.FetchFailed>(f => _packageFolder.TrySetException(new WorkloadLoadException(f.Reason)));
         Receive<ComputeFailed>(failed =>
         {
             var ex = failed.Exception is AggregateException { InnerException: { } inner } ? inner : failed.Exception;
@@ -129,6 +138,7 @@ public sealed class Trainer : ReceiveActor
 
     protected override void PreStart()
     {
+        PreparePackage();
         if (_start.ResumeStep < 0) { _resume.TrySetResult(null); return; }
         if (_start.CheckpointStore.Length == 0)
         {
@@ -137,6 +147,24 @@ public sealed class Trainer : ReceiveActor
         }
         _downloadId = SnapshotTransfer.NewId();
         Store().Tell(new FetchCheckpoint(_downloadId, _start.JobId, _start.ResumeStep));
+    }
+
+    /// <summary>An uploaded package comes from this node's cache, or is fetched into it from the coordinator first.</summary>
+    private void PreparePackage()
+    {
+        if (_spec.Package?.Source is not { } source || !source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal))
+        {
+            _packageFolder.TrySetResult(null);   // a built-in, or a package the workers read from a path
+            return;
+        }
+        var sha = source[JobSpecParser.PackageHashPrefix.Length..];
+        if (_packages.Cache.TryGet(sha) is { } cached)
+        {
+            _packageFolder.TrySetResult(cached);
+            return;
+        }
+        var server = ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_packages.ServerPath);
+        Context.ActorOf(Packages.PackageFetcher.Props(server, sha, _packages.Cache, _packages.MaxBytes), "package-fetch");
     }
 
     private IActorRef Store() => ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_start.CheckpointStore);
@@ -226,7 +254,8 @@ public sealed class Trainer : ReceiveActor
         var devices = LocalDevices(_spec.DevicesPerWorker);
         set_num_threads(_settings.Threads > 0 ? _settings.Threads : Environment.ProcessorCount);
         // A workload that cannot be loaded or started fails the job now, with its own message (no ready timeout).
-        using var workload = LoadedWorkload.Load(_spec);
+        var packageFolder = _packageFolder.Task.WaitAsync(FetchTimeout, cancellation).GetAwaiter().GetResult();
+        using var workload = LoadedWorkload.Load(_spec, packageFolder);
         var resume = _resume.Task.WaitAsync(FetchTimeout, cancellation).GetAwaiter().GetResult();
         cancellation.ThrowIfCancellationRequested();
         parent.Tell(new TrainingStarted(_start.JobId, _node, endpoint));
@@ -291,5 +320,9 @@ public sealed class Trainer : ReceiveActor
     }
 
     private sealed record ComputeFailed(Exception Exception);
+
     private sealed record UploadSnapshot(TrainingSnapshot Snapshot);
 }
+
+/// <summary>Where a trainer gets an uploaded package: this node's cache, else the package store at <paramref name="ServerPath"/>.</summary>
+public sealed record PackageSource(Training.Workloads.PackageCache Cache, string ServerPath, long MaxBytes);

@@ -21,6 +21,7 @@ public sealed class WorkerAgent : ReceiveActor
     private readonly IReadOnlyList<DeviceInfo> _devices;
     private readonly string _dataDir;
     private readonly WorkerSettings _settings;
+    private readonly PackageSettings _packages;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _registries = [];
     private Running? _running;
@@ -29,15 +30,16 @@ public sealed class WorkerAgent : ReceiveActor
 
     private sealed record Running(string JobId, int Generation, IActorRef Runner, IActorRef Trainer);
 
-    public static Props Props(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings) =>
-        Akka.Actor.Props.Create(() => new WorkerAgent(node, devices, dataDir, settings));
+    public static Props Props(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings, PackageSettings packages) =>
+        Akka.Actor.Props.Create(() => new WorkerAgent(node, devices, dataDir, settings, packages));
 
-    public WorkerAgent(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings)
+    public WorkerAgent(string node, IReadOnlyList<DeviceInfo> devices, string dataDir, WorkerSettings settings, PackageSettings packages)
     {
         _node = node;
         _devices = devices;
         _dataDir = dataDir;
         _settings = settings;
+        _packages = packages;
 
         Receive<RequestInventory>(_ =>
         {
@@ -90,7 +92,9 @@ public sealed class WorkerAgent : ReceiveActor
             return;
         }
         var output = Path.Combine(_dataDir, "jobs", start.JobId);
-        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings), Trainer.ActorName(start.JobId, start.Generation));
+        // A package comes from the package store of the coordinator that runs the job.
+        var packages = new PackageSource(new Training.Workloads.PackageCache(_packages.CacheDir), $"{runner.Path.Address}/user/{Packages.PackageServer.Name}", _packages.MaxBytes);
+        var trainer = Context.ActorOf(Trainer.Props(start, spec, _node, output, _settings, packages), Trainer.ActorName(start.JobId, start.Generation));
         Context.Watch(trainer);
         Context.Watch(runner);
         _running = new Running(start.JobId, start.Generation, runner, trainer);

@@ -48,8 +48,10 @@ public sealed record CheckpointSpec(int EverySteps, int Keep, string? Metric);
 /// <summary>
 /// A workload from a package: <paramref name="Source"/> is a folder or .zip of a build's output (as
 /// written in the job file) or <c>sha256:&lt;hex&gt;</c> once uploaded; <paramref name="Type"/> the
-/// workload's full type name; <paramref name="ArgsJson"/> its arguments, a JSON object.
+/// workload's full type name; <paramref name="ArgsJson"/> its arguments, a JSON object;
+/// <paramref name="BaseDirectory"/> where relative paths among the arguments are taken from (the job
+/// file's folder when the client read it from a file; null: the worker's current folder).
 /// </summary>
-public sealed record WorkloadPackageSpec(string Source, string Type, string ArgsJson);
+public sealed record WorkloadPackageSpec(string Source, string Type, string ArgsJson, string? BaseDirectory = null);
 
 public sealed record AllReduceSpec(int BucketBytes, string Transport);

@@ -31,9 +31,10 @@ public static partial class JobSpecParser
             throw new JobSpecException("", $"cannot read job file {path}: {ex.Message}");
         }
         var spec = Parse(text);
-        if (spec.Package is { } package && !package.Source.StartsWith(PackageHashPrefix, StringComparison.Ordinal) && !System.IO.Path.IsPathRooted(package.Source))
-            spec = spec with { Package = package with { Source = System.IO.Path.GetFullPath(package.Source, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!) } };
-        return spec;
+        if (spec.Package is not { } package) return spec;
+        var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        var source = package.Source.StartsWith(PackageHashPrefix, StringComparison.Ordinal) ? package.Source : System.IO.Path.GetFullPath(package.Source, folder);
+        return spec with { Package = package with { Source = source, BaseDirectory = System.IO.Path.GetFullPath(package.BaseDirectory ?? ".", folder) } };
     }
 
     /// <summary>A package source that names an uploaded package by its SHA-256 (lower-case hex).</summary>
@@ -123,8 +124,11 @@ public static partial class JobSpecParser
         if (type.Length > 512 || !TypeNamePattern().IsMatch(type))
             throw new JobSpecException(w.Child("type"), $"must be a type's full name (Namespace.Type), was \"{Printable(type)}\"");
         var args = w.RawObject("args");
+        var baseDir = w.OptionalString("baseDir");
+        if (baseDir is not null && (baseDir.Length == 0 || baseDir.Any(char.IsControl)))
+            throw new JobSpecException(w.Child("baseDir"), "must be a folder's path without control characters");
         w.RejectUnknown();
-        return new WorkloadPackageSpec(source, type, args);
+        return new WorkloadPackageSpec(source, type, args, baseDir);
     }
 
     private static DatasetSpec ReadDataset(JsonFields d)

@@ -4,7 +4,7 @@ namespace Orchestrator.Core.Settings;
 
 /// <summary>The <c>orchestrator</c> section of the configuration, read once and validated; errors name the HOCON path.</summary>
 public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, CoordinatorSettings Coordinator, WorkerSettings Worker,
-    CheckpointSettings Checkpoint, MembershipSettings Membership)
+    CheckpointSettings Checkpoint, MembershipSettings Membership, PackageSettings Packages)
 {
     /// <summary>The shipped defaults (embedded <c>reference.conf</c>).</summary>
     public static Config DefaultConfig() =>
@@ -18,7 +18,7 @@ public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, Coord
         if (string.IsNullOrWhiteSpace(dataDir)) throw new ConfigurationException("orchestrator.data-dir must not be empty");
         return new OrchestratorSettings(dataDir, ApiSettings.Create(c.GetConfig("api")), CoordinatorSettings.Create(c.GetConfig("coordinator")),
             WorkerSettings.Create(c.GetConfig("worker")), CheckpointSettings.Create(c.GetConfig("checkpoint"), dataDir),
-            MembershipSettings.Create(c.GetConfig("membership")));
+            MembershipSettings.Create(c.GetConfig("membership")), PackageSettings.Create(c.GetConfig("packages"), dataDir));
     }
 
     internal static TimeSpan Positive(Config c, string path, string section)
@@ -87,6 +87,29 @@ public sealed record CheckpointSettings(string Dir, int EvalThreads)
         var threads = OrchestratorSettings.Int(c, "eval-threads", "checkpoint", 0);
         if (threads < 1) throw new ConfigurationException($"orchestrator.checkpoint.eval-threads must be at least 1, was {c.GetString("eval-threads", "(missing)")}");
         return new CheckpointSettings(string.IsNullOrWhiteSpace(dir) ? Path.Combine(dataDir, "checkpoints") : dir, threads);
+    }
+}
+
+/// <summary>
+/// Workload packages: where the coordinator keeps them and nodes cache them (under the data folder), the
+/// largest one accepted (an upload or a fetch over it is refused), and how long an unreferenced one is kept.
+/// </summary>
+public sealed record PackageSettings(string Dir, long MaxBytes, TimeSpan Retention)
+{
+    public string CacheDir => Path.Combine(Dir, "cache");
+
+    public static PackageSettings Create(Config c, string dataDir)
+    {
+        if (c.IsNullOrEmpty()) throw new ConfigurationException("orchestrator.packages is missing");
+        long bytes;
+        try { bytes = c.GetByteSize("max-bytes") ?? 0; }
+        catch (Exception ex) when (ex is FormatException or OverflowException)
+        {
+            throw new ConfigurationException($"orchestrator.packages.max-bytes must be a size such as 64 MiB, was {c.GetString("max-bytes", "(missing)")}");
+        }
+        if (bytes is < 1024 or > 1L << 31)
+            throw new ConfigurationException($"orchestrator.packages.max-bytes must be between 1 KiB and 2 GiB, was {c.GetString("max-bytes", "(missing)")}");
+        return new PackageSettings(Path.Combine(dataDir, "packages"), bytes, OrchestratorSettings.Positive(c, "retention", "packages"));
     }
 }
 

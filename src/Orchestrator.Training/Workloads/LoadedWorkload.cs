@@ -68,7 +68,7 @@ public sealed class LoadedWorkload : IDisposable
             throw new WorkloadLoadException($"{package.Type} does not implement Orchestrator.Sdk.IWorkload (derive it from Workload<TModel>)");
         if (type.IsAbstract || type.IsGenericTypeDefinition)
             throw new WorkloadLoadException($"{package.Type} is abstract or generic; name a concrete workload type");
-        var args = WorkloadArgs.Parse(package.ArgsJson);
+        var args = WorkloadArgs.Parse(package.ArgsJson, baseDirectory: package.BaseDirectory);
         var withContext = type.GetConstructor([typeof(WorkloadContext)]);
         var parameterless = withContext is null ? type.GetConstructor(Type.EmptyTypes) : null;
         if (withContext is null && parameterless is null)

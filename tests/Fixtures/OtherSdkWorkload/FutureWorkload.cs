@@ -1,0 +1,6 @@
+namespace Fixtures;
+
+public sealed class FutureWorkload
+{
+    public int SdkVersion => Orchestrator.Sdk.FutureMarker.Version;
+}
