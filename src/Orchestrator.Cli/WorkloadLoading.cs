@@ -25,6 +25,8 @@ public static class WorkloadLoading
             if (spec.Dataset is { Name: not "tensors" } dataset) DatasetLocator.Locate(dataset);
             return;
         }
+        // A package named by its hash is already on the coordinator; the workers check it as they load it.
+        if (spec.Package!.Source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)) return;
         using var loaded = Load(spec);
     }
 

@@ -1,0 +1,121 @@
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Orchestrator.TestSupport;
+
+namespace Orchestrator.IntegrationTests;
+
+/// <summary>A coordinator and two workers whose coordinator takes packages of at most 256 KiB.</summary>
+public sealed class PackageCluster : IDisposable
+{
+    public LocalCluster Cluster { get; } = LocalCluster.Up(workers: 2, devicesPerWorker: 1, "orchestrator.packages.max-bytes=256KiB");
+    public void Dispose() => Cluster.Dispose();
+}
+
+/// <summary>
+/// Workload packages shipped for real: uploaded once by the client, fetched by workers that never saw
+/// them, kept across a coordinator kill -9, refused when damaged or too large.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture<PackageCluster>
+{
+    private static readonly TimeSpan JobTimeout = TimeSpan.FromSeconds(180);
+    private readonly LocalCluster _cluster = fixture.Cluster;
+
+    private static string SineJob(string name, int workers = 2, string package = "") => Jobs.Write($$"""
+        { "name": "{{name}}", "workload": { "package": "{{(package.Length > 0 ? package : Packages.Example("Minimal"))}}", "type": "Examples.Minimal.SineRegression",
+          "args": { "samples": 2048 } }, "workers": {{workers}}, "epochs": 2, "batchSizePerDevice": 32, "optimizer": { "type": "adam", "lr": 0.01 } }
+        """);
+
+    private string Completed(string id)
+    {
+        var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed" or "Cancelled", JobTimeout);
+        Assert.True(status.GetProperty("state").GetString() == "Completed", status.ToString());
+        return status.GetProperty("metrics").GetProperty("loss").GetDouble().ToString("R");
+    }
+
+    [Fact]
+    public void Two_jobs_from_one_package_upload_it_once_and_each_worker_fetches_it_once()
+    {
+        var first = _cluster.Client("submit", SineJob("it-pkg-a"));
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var sha = Regex.Match(first.Stderr, @"package sha256:([0-9a-f]{64}) uploaded \((\d+) bytes\)");
+        Assert.True(sha.Success, first.Stderr);
+        Assert.InRange(long.Parse(sha.Groups[2].Value), 1, 64 * 1024);   // the example's own files only: kilobytes
+
+        var second = _cluster.Client("submit", SineJob("it-pkg-b"));
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Contains($"package sha256:{sha.Groups[1].Value} is on the coordinator already (0 bytes sent)", second.Stderr);
+
+        Completed(first.Stdout.Trim());
+        Completed(second.Stdout.Trim());
+        Assert.Single(Regex.Matches(_cluster.Log("coordinator"), $"package sha256:{sha.Groups[1].Value} stored"));
+        foreach (var worker in new[] { "worker-1", "worker-2" })
+            Assert.Single(Regex.Matches(_cluster.Log(worker), $"package sha256:{sha.Groups[1].Value} fetched into"));
+    }
+
+    [Fact]
+    public void A_package_damaged_in_the_coordinators_store_is_refused_by_the_workers_and_the_job_fails_with_the_reason()
+    {
+        // Another package than the other tests', so that no worker has it cached.
+        var zip = Path.Combine(_cluster.Dir, "damaged.zip");
+        ZipFile.CreateFromDirectory(Packages.Example("TensorsClassifier"), zip);
+        var bytes = File.ReadAllBytes(zip);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        using (var api = Api())
+        {
+            var put = api.PutAsync($"api/v1/packages/{sha}", new ByteArrayContent(bytes)).GetAwaiter().GetResult();
+            Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        }
+        var stored = Path.Combine(_cluster.Dir, "data", "coordinator", "packages", sha + ".zip");
+        var damaged = File.ReadAllBytes(stored);
+        damaged[damaged.Length / 2] ^= 0xFF;
+        File.WriteAllBytes(stored, damaged);
+
+        var id = _cluster.Submit(SineJob("it-pkg-damaged", package: "sha256:" + sha));
+        var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
+        Assert.Equal("Failed", status.GetProperty("state").GetString());
+        Assert.Contains($"package sha256:{sha} was refused: the bytes received hash to", status.GetProperty("error").GetString());
+        Assert.False(Directory.Exists(Path.Combine(_cluster.Dir, "data", "worker-1", "packages", "cache", sha)));
+        Assert.True(_cluster.IsRunning("worker-1") && _cluster.IsRunning("worker-2"));
+    }
+
+    [Fact]
+    public void A_package_over_the_size_limit_is_refused_at_upload_and_nothing_is_queued()
+    {
+        var big = Path.Combine(_cluster.Dir, "big-package");
+        Directory.CreateDirectory(big);
+        foreach (var file in Directory.GetFiles(Packages.Example("Minimal"))) File.Copy(file, Path.Combine(big, Path.GetFileName(file)));
+        File.WriteAllBytes(Path.Combine(big, "weights.bin"), RandomNumberGenerator.GetBytes(300 * 1024));   // incompressible
+        int before = _cluster.Json("list").GetArrayLength();
+        var result = _cluster.Client("submit", SineJob("it-pkg-big", package: big));
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains("over the limit of 262144", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+        Assert.Equal(before, _cluster.Json("list").GetArrayLength());
+    }
+
+    [Fact]
+    public void A_queued_package_job_survives_a_coordinator_kill_and_completes()
+    {
+        _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));
+        var busy = _cluster.Submit(Jobs.Mlp("it-pkg-busy", maxSteps: 300, workers: 2, batch: 32, checkpointEvery: 100));
+        var queued = _cluster.Submit(SineJob("it-pkg-queued"));
+        Assert.Equal("Queued", _cluster.Status(queued).GetProperty("state").GetString());
+        _cluster.Kill9("coordinator");
+        _cluster.Start("coordinator");
+        Completed(busy);
+        Completed(queued);
+    }
+
+    private HttpClient Api()
+    {
+        var env = File.ReadAllLines(Path.Combine(_cluster.Dir, "client.env"))
+            .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Replace("export ", "").Trim(), p => p[1].Trim().Trim('"', '\''));
+        var http = new HttpClient { BaseAddress = new Uri(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/") };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", env["ORCHESTRATOR_TOKEN"]);
+        return http;
+    }
+}
