@@ -4,14 +4,15 @@
 #
 # 1. single-process training throughput (samples/s) of `orchestrator run` against PyTorch (Debian's
 #    python3-torch with OpenBLAS, installed here when missing): same model, batch 64, SGD momentum 0.9,
-#    the same number of steps, one thread each;
+#    the same number of steps, one thread each; and the example character transformer (a workload
+#    package) against the same model in PyTorch, 16 windows of 64 characters, AdamW with clipping;
 # 2. all-reduce bus bandwidth (busbw = bytes/time x 2(n-1)/n, as NCCL's tests define it) of the akka
 #    and tcp links against gloo (torch.distributed), 2 and 3 processes on loopback, 0.2, 1, 16 and
 #    64 MiB (BENCH_SIZES), with each process's peak RSS; beside them, "akka-stream": the bytes an
 #    all-reduce sends per rank, streamed over Akka Remote with no all-reduce (what Akka itself carries);
-# 3. training on a local cluster with 1 worker, and 2 workers on each link (batch 32 per worker),
-#    against PyTorch DDP with gloo (1 and 2 processes, batch 32 each): samples/s, the share of step
-#    time spent communicating, and the workers' peak RSS;
+# 3. training on a local cluster with 1 worker, and 2 workers on each link (batch 32 per worker; the
+#    transformer 8 windows), against PyTorch DDP with gloo (1 and 2 processes, the same batch each):
+#    samples/s, the share of step time spent communicating, and the workers' peak RSS;
 # 4. BENCH_SOAK_SECONDS (default 60) of back-to-back 64 MiB all-reduces on the akka link, counting
 #    cluster members marked unreachable (bulk traffic must not starve the heartbeats).
 # 5. recovery: a 2-worker job on a local cluster with a spare worker; kill -9 one of its workers
@@ -23,6 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 reps="${BENCH_REPS:-3}"
 threads="${BENCH_THREADS:-1}"
 dll="$(orch_built_dll Orchestrator.Cli orchestrator)"
+dotnet build "$ORCH_ROOT/examples/CharTransformer" -c Release -nologo -v q >/dev/null   # the transformer rows' package
 data=/usr/share/datasets/fashion-mnist
 orch_have_fashion_mnist || "$ORCH_ROOT/scripts/fetch-data.sh"
 [ -f "$data/train-images-idx3-ubyte.gz" ] || data="${ORCHESTRATOR_DATA:-$HOME/.orchestrator/data}/fashion-mnist"
@@ -49,25 +51,42 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 field() { "$python" -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p"; }
 
 only="${BENCH_ONLY:-1,2,3,4,5}"
+
+# The transformer rows train examples/CharTransformer (a package from its build folder) on Debian's GPL-3 text.
+corpus=/usr/share/common-licenses/GPL-3
+steps_of() { case "$1" in mlp) echo 600 ;; lenet) echo 200 ;; transformer) echo 100 ;; esac; }
+transformer_job() {  # transformer_job <name> <workers> <steps> <batch per worker> <transport>: the job file on stdout
+  cat <<JOB
+{ "name": "$1", "workload": { "package": "$ORCH_ROOT/examples/CharTransformer/bin/Release/net10.0",
+  "type": "Examples.CharTransformer.CharLanguageModel", "args": { "text": "$corpus" } },
+  "workers": $2, "epochs": 100, "maxSteps": $3, "batchSizePerDevice": $4,
+  "optimizer": { "type": "adamw", "lr": 0.002, "weightDecay": 0.01, "clipGradNorm": 1.0 }, "allReduce": { "transport": "$5" } }
+JOB
+}
 want() { [[ ",$only," == *",$1,"* ]]; }
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 if want 1; then
 echo "== 1. single-process training =="
 printf '%-8s %6s %18s %18s %8s\n' model steps orchestrator/s pytorch/s ratio
-for model in mlp lenet; do
-  steps=$([ "$model" = mlp ] && echo 600 || echo 200)
-  cat >"$work/$model.json" <<JOB
+for model in mlp lenet transformer; do
+  steps=$(steps_of "$model"); batch=64; source_data="$data"
+  if [ "$model" = transformer ]; then
+    batch=16; source_data="$corpus"
+    transformer_job "bench-transformer" 1 "$steps" "$batch" akka >"$work/$model.json"
+  else
+    cat >"$work/$model.json" <<JOB
 { "name": "bench-$model", "model": "$model", "dataset": { "name": "fashion-mnist" }, "epochs": 1,
   "maxSteps": $steps, "batchSizePerDevice": 64, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 } }
 JOB
+  fi
   ours=$(for _ in $(seq "$reps"); do
     dotnet "$dll" run "$work/$model.json" --json --threads "$threads" --out "$work/w.safetensors" 2>/dev/null | field samplesPerSecond
   done | median)
   theirs="n/a"; ratio="n/a"
   if [ "$have_torch" = 1 ]; then
     theirs=$(for _ in $(seq "$reps"); do
-      "$python" "$ORCH_ROOT/scripts/bench/torch_train.py" "$data" "$model" 64 "$steps" "$threads" | field samplesPerSecond
+      "$python" "$ORCH_ROOT/scripts/bench/torch_train.py" "$source_data" "$model" "$batch" "$steps" "$threads" | field samplesPerSecond
     done | median)
     ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", a / b}')
     theirs=$(printf '%.0f' "$theirs")
@@ -75,7 +94,7 @@ JOB
   printf '%-8s %6s %18.0f %18s %8s\n' "$model" "$steps" "$ours" "$theirs" "$ratio"
 done
 [ "$have_torch" = 1 ] || echo "(PyTorch baseline skipped: python3-torch not installable here)"
-echo "threads per process: $threads; repetitions: $reps (median); batch 64; PyTorch $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)," \
+echo "threads per process: $threads; repetitions: $reps (median); batch 64 (transformer: 16 windows of 64 characters); PyTorch $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)," \
   "BLAS $(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | sed -n 's/^Value: //p')"
 fi
 
@@ -152,12 +171,14 @@ clusters+=("$cluster_dir")
 # bench_job <model> <workers> <transport>: median samples/s and communication share of $reps runs.
 bench_job() {
   local model="$1" workers="$2" transport="$3" steps id
-  steps=$([ "$model" = mlp ] && echo 600 || echo 200)
-  cat >"$work/dp.json" <<JOB
+  steps=$(steps_of "$model")
+  if [ "$model" = transformer ]; then transformer_job "bench-transformer-$workers-$transport" "$workers" "$steps" 8 "$transport" >"$work/dp.json"
+  else cat >"$work/dp.json" <<JOB
 { "name": "bench-$model-$workers-$transport", "model": "$model", "dataset": { "name": "fashion-mnist" }, "workers": $workers,
   "epochs": 1, "maxSteps": $steps, "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
   "allReduce": { "transport": "$transport" } }
 JOB
+  fi
   : >"$work/dp.txt"
   for _ in $(seq "$reps"); do
     id=$(ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" submit "$work/dp.json")
@@ -169,16 +190,17 @@ print(sum(x["samplesPerSecond"] for x in w), sum(x["communicationShare"] for x i
   echo "$(cut -d' ' -f1 "$work/dp.txt" | median) $(cut -d' ' -f2 "$work/dp.txt" | median)"
 }
 ddp() {  # ddp <model> <processes>: median global samples/s of PyTorch DDP (gloo), batch 32 per process
-  local model="$1" world="$2" steps port
-  steps=$([ "$model" = mlp ] && echo 600 || echo 200)
-  ddp_rank() { "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$1" "$world" "$port" "$model" "$steps" 32 "$data" 2>/dev/null; }
+  local model="$1" world="$2" steps port batch=32 source_data="$data"
+  steps=$(steps_of "$model")
+  [ "$model" = transformer ] && { batch=8; source_data="$corpus"; }
+  ddp_rank() { "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$1" "$world" "$port" "$model" "$steps" "$batch" "$source_data" 2>/dev/null; }
   for _ in $(seq "$reps"); do
     port=$(free_port)
     on_ranks "$world" ddp_rank | field samplesPerSecond
   done | median
 }
 printf '%-7s %-22s %14s %11s %12s %8s\n' model workers orchestrator comm-share "ddp (gloo)" ratio
-for model in mlp lenet; do
+for model in mlp lenet transformer; do
   theirs1="n/a"; theirs2="n/a"
   if [ "$have_torch" = 1 ]; then theirs1=$(ddp "$model" 1); theirs2=$(ddp "$model" 2); fi
   for config in "1 tcp" "2 akka" "2 tcp"; do

@@ -3,6 +3,7 @@
 Usage: python3 ddp_train.py RANK WORLD PORT MODEL STEPS BATCH_PER_RANK DATA_DIR
 Each rank trains the same model as Orchestrator's (mlp 784-256-128-10, or LeNet-5) with SGD momentum 0.9
 on its DistributedSampler-style shard of Fashion-MNIST; rank 0 prints global samples/s over the timed steps.
+MODEL transformer: the example character transformer with AdamW and clipping on windows of DATA_DIR (a text file).
 """
 import json, os, sys, time
 
@@ -17,13 +18,20 @@ torch.set_num_threads(1)
 torch.manual_seed(42)
 # The same data loading and models as the single-process baseline (scripts/bench/torch_train.py).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_train import LeNet, Mlp, load  # noqa: E402
+from torch_train import CharTransformer, LeNet, Mlp, load, transformer_step, windows  # noqa: E402
 
-images, labels = load(data_dir)
+if model_name == "transformer":
+    images, vocabulary = windows(data_dir)
+    labels = None
+    net = CharTransformer(vocabulary)
+else:
+    images, labels = load(data_dir)
+    net = Mlp() if model_name == "mlp" else LeNet()
 
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-model = DDP(Mlp() if model_name == "mlp" else LeNet())
-opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+model = DDP(net)
+opt = (torch.optim.AdamW(model.parameters(), lr=0.002, weight_decay=0.01) if model_name == "transformer"
+       else torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
 order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(42))
 warmup = 20
 for step in range(steps + warmup):
@@ -32,6 +40,9 @@ for step in range(steps + warmup):
         start = time.perf_counter()
     base = (step * batch * world) % (images.shape[0] - batch * world)
     ix = order[base + rank: base + batch * world: world]
+    if labels is None:
+        transformer_step(model, opt, images[ix])
+        continue
     opt.zero_grad()
     F.cross_entropy(model(images[ix]), labels[ix]).backward()
     opt.step()

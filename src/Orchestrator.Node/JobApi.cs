@@ -37,7 +37,6 @@ public static class JobApi
             using var reader = new StreamReader(request.Body);
             var text = await reader.ReadToEndAsync();
             if (text.Length > MaxJobFileBytes) return Error(StatusCodes.Status413PayloadTooLarge, "", $"a job file may be at most {MaxJobFileBytes} bytes");
-            if (MissingPackage(text, packages) is { } missing) return missing;
             return await AskJobManager(manager, new SubmitJob(text), askTimeout, reply => reply switch
             {
                 JobAccepted accepted => Results.Created($"/api/v1/jobs/{Uri.EscapeDataString(accepted.Id)}", accepted),
@@ -88,18 +87,6 @@ public static class JobApi
         }
         if (reply is JobNotFound notFound) return Error(StatusCodes.Status404NotFound, "id", $"no job with id '{notFound.Id}'");
         return answer(reply) ?? Error(StatusCodes.Status500InternalServerError, "", $"unexpected reply {reply.GetType().Name}");
-    }
-
-    /// <summary>A job that names an uploaded package is accepted only once the package is here.</summary>
-    private static IResult? MissingPackage(string jobFile, PackageStore packages)
-    {
-        Core.Jobs.JobSpec spec;
-        try { spec = Core.Jobs.JobSpecParser.Parse(jobFile); }
-        catch (Core.Jobs.JobSpecException) { return null; }   // the job manager names the field
-        if (spec.Package?.Source is not { } source || !source.StartsWith(Core.Jobs.JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)) return null;
-        var sha = source[Core.Jobs.JobSpecParser.PackageHashPrefix.Length..];
-        return packages.Has(sha) ? null
-            : Error(StatusCodes.Status400BadRequest, "workload.package", $"no package {source} on the coordinator: upload it first (PUT /api/v1/packages/{sha}; orchestrator submit does)");
     }
 
     /// <summary>Every error body has the same shape: the field at fault (empty for none) and what is wrong.</summary>

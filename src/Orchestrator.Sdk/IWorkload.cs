@@ -3,7 +3,14 @@ using static TorchSharp.torch;
 namespace Orchestrator.Sdk;
 
 /// <summary>The train split or the held-out split, which evaluates checkpoints and the final weights.</summary>
-public enum DataSplit { Train, HeldOut }
+public enum DataSplit
+{
+    /// <summary>The samples the engine trains on, sharded across replicas every epoch.</summary>
+    Train,
+
+    /// <summary>The samples that evaluate checkpoints and the final weights, each exactly once.</summary>
+    HeldOut,
+}
 
 /// <summary>
 /// What the engine calls; implement it through <see cref="Workload{TModel}"/>, which types the model.

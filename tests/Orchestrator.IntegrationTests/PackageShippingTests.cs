@@ -36,16 +36,27 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         return status.GetProperty("metrics").GetProperty("loss").GetDouble().ToString("R");
     }
 
+    /// <summary>The minimal example with a file of its own: a package no other test uploads.</summary>
+    private string UniquePackage(string name)
+    {
+        var folder = Path.Combine(_cluster.Dir, name);
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(Packages.Example("Minimal"))) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        File.WriteAllText(Path.Combine(folder, "build-id.txt"), Guid.NewGuid().ToString());
+        return folder;
+    }
+
     [Fact]
     public void Two_jobs_from_one_package_upload_it_once_and_each_worker_fetches_it_once()
     {
-        var first = _cluster.Client("submit", SineJob("it-pkg-a"));
+        var package = UniquePackage("once");
+        var first = _cluster.Client("submit", SineJob("it-pkg-a", package: package));
         Assert.True(first.ExitCode == 0, first.ToString());
         var sha = Regex.Match(first.Stderr, @"package sha256:([0-9a-f]{64}) uploaded \((\d+) bytes\)");
         Assert.True(sha.Success, first.Stderr);
         Assert.InRange(long.Parse(sha.Groups[2].Value), 1, 64 * 1024);   // the example's own files only: kilobytes
 
-        var second = _cluster.Client("submit", SineJob("it-pkg-b"));
+        var second = _cluster.Client("submit", SineJob("it-pkg-b", package: package));
         Assert.True(second.ExitCode == 0, second.ToString());
         Assert.Contains($"package sha256:{sha.Groups[1].Value} is on the coordinator already (0 bytes sent)", second.Stderr);
 
@@ -57,7 +68,24 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     }
 
     [Fact]
-    public void A_package_damaged_in_the_coordinators_store_is_refused_by_the_workers_and_the_job_fails_with_the_reason()
+    public void A_workload_whose_model_cannot_be_built_fails_the_job_at_once_with_its_message_and_the_workers_stay_up()
+    {
+        var job = Jobs.Write($$"""
+            { "name": "it-pkg-throws", "workload": { "package": "{{Packages.Fixture("BadWorkloads")}}", "type": "Fixtures.ThrowingModel" },
+              "workers": 2, "maxSteps": 10 }
+            """);
+        var started = DateTime.UtcNow;
+        var id = _cluster.Submit(job);
+        var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
+        Assert.Equal("Failed", status.GetProperty("state").GetString());
+        Assert.Contains("no such layer type: 'mamba'", status.GetProperty("error").GetString());
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(60), $"failed only after {DateTime.UtcNow - started}");
+        Assert.True(_cluster.IsRunning("worker-1") && _cluster.IsRunning("worker-2"));
+        Completed(_cluster.Submit(SineJob("it-pkg-after-throws")));   // the workers take the next job
+    }
+
+    [Fact]
+    public async Task A_package_damaged_in_the_coordinators_store_is_refused_by_the_workers_and_the_job_fails_with_the_reason()
     {
         // Another package than the other tests', so that no worker has it cached.
         var zip = Path.Combine(_cluster.Dir, "damaged.zip");
@@ -66,7 +94,7 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         using (var api = Api())
         {
-            var put = api.PutAsync($"api/v1/packages/{sha}", new ByteArrayContent(bytes)).GetAwaiter().GetResult();
+            var put = await api.PutAsync($"api/v1/packages/{sha}", new ByteArrayContent(bytes));
             Assert.Equal(HttpStatusCode.Created, put.StatusCode);
         }
         var stored = Path.Combine(_cluster.Dir, "data", "coordinator", "packages", sha + ".zip");

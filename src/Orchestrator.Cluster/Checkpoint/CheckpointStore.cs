@@ -159,6 +159,18 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
 
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
+    // A job's file is parsed once, at its first snapshot, not at every one.
+    private readonly Dictionary<string, (string Json, JobSpec Spec)> _specs = new();
+
+    private JobSpec Spec(string jobId, string json)
+    {
+        if (_specs.TryGetValue(jobId, out var known) && known.Json == json) return known.Spec;
+        var spec = JobSpecParser.Parse(json);
+        if (_specs.Count >= 1000) _specs.Clear();   // bounded: a long-lived store sees many jobs
+        _specs[jobId] = (json, spec);
+        return spec;
+    }
+
     private void OnOffer(SnapshotOffer offer)
     {
         if (!ValidJobId(offer.JobId)) { Sender.Tell(new TransferDone(offer.TransferId, false, $"invalid job id '{offer.JobId}'")); return; }
@@ -180,7 +192,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         TrainingSnapshot snapshot;
         try
         {
-            spec = JobSpecParser.Parse(offer.SpecJson);
+            spec = Spec(offer.JobId, offer.SpecJson);
             snapshot = transfer.Assembly.Build(spec.Name, spec.Model);
         }
         catch (Exception ex) when (ex is JobSpecException or InvalidDataException)

@@ -65,9 +65,12 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
     /// <summary>Ids are the job's name and its submit number: readable, unique, and safe as folder names.</summary>
     public static string IdFor(string name, long sequence) => $"{name}-{sequence}";
 
+    /// <summary>A job just accepted, whose spec the caller parsed already (a job file is parsed once per process).</summary>
+    public JobBook Apply(JobSubmitted e, JobSpec spec) => Add(e, spec);
+
     public JobBook Apply(IOrchestratorMessage evt) => evt switch
     {
-        JobSubmitted e => Add(e),
+        JobSubmitted e => Add(e, null),
         JobStarted e => Update(e.Id, j => j with
         {
             State = JobState.Running, StartedAt = j.StartedAt ?? At(e.AtMs), Nodes = [.. e.Workers], Attempts = j.Attempts + 1,
@@ -90,12 +93,12 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
     public IEnumerable<JobRecord> Waiting =>
         BySequence.Values.Where(j => j.State == JobState.Recovering).Concat(Queue);
 
-    private JobBook Add(JobSubmitted e)
+    private JobBook Add(JobSubmitted e, JobSpec? parsed)
     {
         JobRecord record;
         try
         {
-            var spec = JobSpecParser.Parse(e.SpecJson);
+            var spec = parsed ?? JobSpecParser.Parse(e.SpecJson);
             record = new JobRecord(e.Id, e.Sequence, spec.Name, e.SpecJson, spec.Workers, spec.DevicesPerWorker, spec.Epochs, JobState.Queued, At(e.AtMs),
                 MaxFailures: spec.MaxFailures, MinWorkers: spec.MinWorkers ?? spec.Workers, Model: spec.Model);
         }

@@ -166,11 +166,18 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Sender.Tell(new JobRejected(ex.Field, ex.Problem));
             return;
         }
+        // An uploaded package must be here before a job may name it (a local file check).
+        if (spec.Package?.Source is { } source && source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)
+            && !new PackageStore(_packages.Dir, _packages.MaxBytes).Has(source[JobSpecParser.PackageHashPrefix.Length..]))
+        {
+            Sender.Tell(new JobRejected("workload.package", $"no package {source} on the coordinator: upload it first (PUT /api/v1/packages/<sha256>; orchestrator submit does)"));
+            return;
+        }
         var replyTo = Sender;
         long sequence = _book.LastSequence + 1;
         Persist(new JobSubmitted(JobBook.IdFor(spec.Name, sequence), sequence, submit.SpecJson, Now()), e =>
         {
-            _book = _book.Apply(e);
+            _book = _book.Apply(e, spec);
             _log.Info("job {0}: accepted ({1} device(s) on {2} worker(s))", e.Id, spec.WorldSize, spec.Workers);
             replyTo.Tell(new JobAccepted(e.Id, spec.Name, JobState.Queued.ToString()));
             Schedule();
