@@ -181,7 +181,7 @@ JOB
   fi
   : >"$work/dp.txt"
   for _ in $(seq "$reps"); do
-    id=$(ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" submit "$work/dp.json")
+    id=$(ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" submit "$work/dp.json" 2>/dev/null)
     ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" watch "$id" >/dev/null
     ORCHESTRATOR_RUN_DIR="$cluster_dir" "$ORCH_ROOT/scripts/orchestrator" status "$id" --json | "$python" -c 'import json,sys
 d=json.load(sys.stdin); w=d["workerStats"]

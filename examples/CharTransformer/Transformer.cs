@@ -81,7 +81,9 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / _heads;
-        var parts = qkv.forward(x).reshape(b, t, 3, _heads, d).permute(2, 0, 3, 1, 4);   // [3, B, heads, T, d]
+        // [3, B, heads, T, d] split by unbind: its backward stacks the three gradients (three selects would each
+        // fill a zero tensor of the whole size).
+        var parts = qkv.forward(x).reshape(b, t, 3, _heads, d).permute(2, 0, 3, 1, 4).unbind(0);
         var (q, k, v) = (parts[0], parts[1], parts[2]);
         // Numbers passed to libtorch as explicit Scalars that live to the end of the call (see the README).
         using var scale = (1.0 / Math.Sqrt(d)).ToScalar();

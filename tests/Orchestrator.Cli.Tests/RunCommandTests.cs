@@ -34,6 +34,42 @@ public sealed class RunCommandTests : IDisposable
         AssertNoStackTrace(result);
     }
 
+    [Theory]
+    [InlineData("""{ "layers": 0 }""", "invalid job: field 'workload.args.layers': must be >= 1, was 0")]
+    [InlineData("""{ "layerz": 2 }""", "invalid job: field 'workload.args.layerz': unknown argument")]
+    public void A_workload_argument_the_workload_refuses_exits_2_naming_the_field(string args, string expected)
+    {
+        var job = JobFile($$"""
+            { "name": "lm", "workload": { "package": "{{TestSupport.Packages.Example("CharTransformer")}}",
+              "type": "Examples.CharTransformer.CharLanguageModel", "args": {{args}} } }
+            """);
+        var result = Cli.Run("run", job);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, result.Stderr);
+        AssertNoStackTrace(result);
+    }
+
+    [Fact]
+    public void A_package_that_cannot_be_loaded_exits_2_with_the_reason()
+    {
+        var job = JobFile($$"""{ "name": "x", "workload": { "package": "{{TestSupport.Packages.Fixture("BadWorkloads")}}", "type": "Fixtures.NotAWorkload" } }""");
+        var result = Cli.Run("run", job);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("cannot load the workload: Fixtures.NotAWorkload does not implement Orchestrator.Sdk.IWorkload", result.Stderr);
+        AssertNoStackTrace(result);
+    }
+
+    [Fact]
+    public void The_tensors_dataset_trains_the_built_in_mlp_on_data_made_in_numpy()
+    {
+        var data = Path.Combine(TestSupport.Packages.Root, "examples", "TensorsClassifier", "blobs.safetensors");
+        var job = JobFile($$"""{ "name": "blobs", "model": "mlp", "dataset": { "name": "tensors", "path": "{{data}}" }, "epochs": 3, "batchSizePerDevice": 32 }""");
+        var result = Cli.Run("run", job, "--json", "--out", Path.Combine(_folder, "blobs.safetensors"));
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var accuracy = JsonDocument.Parse(result.Stdout).RootElement.GetProperty("accuracy").GetDouble();
+        Assert.True(accuracy > 0.9, $"held-out accuracy {accuracy} on three well-separated blobs");
+    }
+
     [Fact]
     public void A_missing_or_damaged_checkpoint_to_resume_from_and_a_file_as_checkpoint_folder_exit_2_naming_the_option()
     {

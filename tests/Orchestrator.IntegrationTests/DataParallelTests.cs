@@ -162,5 +162,13 @@ public sealed class LocalDevicesTests
 
         var diff = cluster.MaxAbsDiffAgainstRun(job, status.GetProperty("weights").GetString()!);
         Assert.True(diff <= 1e-4, $"max abs diff {diff}");
+
+        // The same for the transformer package (a smaller shape, to keep the test short).
+        var lm = Jobs.Transformer("it-lm-2x2", maxSteps: 40, devicesPerWorker: 2, batch: 4, transport: "tcp",
+            shape: """ "layers": 2, "width": 64, "heads": 4, "context": 32 """);
+        var lmStatus = cluster.WaitFor(cluster.Submit(lm), s => s.GetProperty("state").GetString() is "Completed" or "Failed", TimeSpan.FromSeconds(240));
+        Assert.True(lmStatus.GetProperty("state").GetString() == "Completed", lmStatus.ToString());
+        var lmDiff = cluster.MaxAbsDiffAgainstRun(lm, lmStatus.GetProperty("weights").GetString()!);
+        Assert.True(lmDiff <= 1e-4, $"transformer 2x2: max abs diff {lmDiff}");
     }
 }

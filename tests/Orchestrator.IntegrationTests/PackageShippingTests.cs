@@ -111,6 +111,21 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     }
 
     [Fact]
+    public void An_argument_the_workload_refuses_is_refused_at_submit_with_exit_2_and_nothing_is_uploaded_or_queued()
+    {
+        var job = Jobs.Write($$"""
+            { "name": "it-pkg-args", "workload": { "package": "{{UniquePackage("args")}}", "type": "Examples.Minimal.SineRegression",
+              "args": { "hidden": 0 } } }
+            """);
+        int before = _cluster.Json("list").GetArrayLength();
+        var result = _cluster.Client("submit", job);
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains("invalid job: field 'workload.args.hidden': must be >= 1, was 0", result.Stderr);
+        Assert.DoesNotContain("uploaded", result.Stderr);
+        Assert.Equal(before, _cluster.Json("list").GetArrayLength());
+    }
+
+    [Fact]
     public void A_package_over_the_size_limit_is_refused_at_upload_and_nothing_is_queued()
     {
         var big = Path.Combine(_cluster.Dir, "big-package");

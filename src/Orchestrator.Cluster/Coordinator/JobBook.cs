@@ -36,6 +36,7 @@ public sealed record JobRecord(
     int MinWorkers = 0,
     IReadOnlyDictionary<string, double>? Metrics = null,
     string Model = "",
+    string? Package = null,
     int Attempts = 0,
     string? Interruption = null)
 {
@@ -100,7 +101,9 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
         {
             var spec = parsed ?? JobSpecParser.Parse(e.SpecJson);
             record = new JobRecord(e.Id, e.Sequence, spec.Name, e.SpecJson, spec.Workers, spec.DevicesPerWorker, spec.Epochs, JobState.Queued, At(e.AtMs),
-                MaxFailures: spec.MaxFailures, MinWorkers: spec.MinWorkers ?? spec.Workers, Model: spec.Model);
+                MaxFailures: spec.MaxFailures, MinWorkers: spec.MinWorkers ?? spec.Workers, Model: spec.Model,
+                Package: spec.Package?.Source is { } source && source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)
+                    ? source[JobSpecParser.PackageHashPrefix.Length..] : null);
         }
         catch (JobSpecException ex)
         {

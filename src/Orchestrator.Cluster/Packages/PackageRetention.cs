@@ -1,5 +1,4 @@
 using Orchestrator.Cluster.Coordinator;
-using Orchestrator.Core.Jobs;
 
 namespace Orchestrator.Cluster.Packages;
 
@@ -17,19 +16,9 @@ public static class PackageRetention
         foreach (var job in book.Jobs)
         {
             if (job.EndedAt is { } ended && now - ended > retention) continue;
-            if (PackageOf(job.SpecJson) is { } sha) referenced.Add(sha);
+            if (job.Package is { } sha) referenced.Add(sha);
         }
         return stored.Where(p => !referenced.Contains(p.Sha256) && now - new DateTimeOffset(p.StoredAt, TimeSpan.Zero) > retention)
             .Select(p => p.Sha256).ToList();
-    }
-
-    private static string? PackageOf(string specJson)
-    {
-        try
-        {
-            var source = JobSpecParser.Parse(specJson).Package?.Source;
-            return source is not null && source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal) ? source[JobSpecParser.PackageHashPrefix.Length..] : null;
-        }
-        catch (JobSpecException) { return null; }
     }
 }
