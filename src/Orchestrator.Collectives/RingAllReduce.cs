@@ -55,11 +55,27 @@ public sealed class RingAllReduce
     public long StaleDropped { get { lock (_gate) return _staleDropped; } }
     private long _staleDropped;
 
+    /// <summary>Messages refused by <see cref="RingAdmission"/> (a wrong sender, a number out of range).</summary>
+    public long Refused { get { lock (_gate) return _refused; } }
+    private long _refused;
+
+    /// <summary>Messages held for the next collective (bounded by <see cref="MaxEarly"/>).</summary>
+    public int EarlyCount { get { lock (_gate) return _early.Count; } }
+
+    // A neighbour one collective ahead sends at most a window of chunks and its credits and aborts.
+    private int MaxEarly => 4 * _options.Window + 8;
+
     /// <summary>Called by the link for every message from a neighbour; handles it on the calling thread.</summary>
     public void Deliver(IRingMessage message)
     {
         lock (_gate)
         {
+            if (RingAdmission.Refusal(message, _ring, _options.Window) is not null)
+            {
+                _refused++;
+                if (message is RingChunk refused) RingBuffers.Return(refused.Payload);
+                return;
+            }
             if (message.Generation == _ring.Generation)
             {
                 if (_active is { } active && message.Collective == active.Id)
@@ -68,7 +84,9 @@ public sealed class RingAllReduce
                     WakeCallerIfOver(active);
                     return;
                 }
-                if (message.Collective > _collective)
+                // A neighbour may be one collective ahead, never more (the next needs this rank), and only by
+                // what its window lets it send: anything beyond that is dropped, so the buffer stays bounded.
+                if (message.Collective == _collective + 1 && _early.Count < MaxEarly)
                 {
                     _early.Add(message);
                     return;
@@ -375,7 +393,8 @@ public sealed class RingAllReduce
 
         private void OnAbort(RingAbort abort)
         {
-            abort = abort with { Report = abort.Report ?? "(no report)", SuspectRanks = abort.SuspectRanks ?? [] };   // from the network
+            var report = abort.Report ?? "(no report)";   // from the network: normalised, bounded
+            abort = abort with { Report = report.Length > RingAdmission.MaxReportChars ? report[..RingAdmission.MaxReportChars] : report, SuspectRanks = abort.SuspectRanks ?? [] };
             if (_reports.ContainsKey(abort.OriginRank)) return;
             _reports[abort.OriginRank] = abort;
             // Pass it on, away from where it came from, so that it reaches every rank of a broken ring.

@@ -13,7 +13,10 @@ namespace Orchestrator.Node;
 /// </summary>
 public static class JobApi
 {
-    private const int MaxJobFileBytes = 1 << 20;
+    // A job file travels to every worker inside StartTraining, one Akka Remote message under the 256,000-byte
+    // frame with the ring's addresses beside it (up to 1,024 workers): a larger one could be accepted and
+    // then never arrive, so it is refused here with the limit named.
+    private const int MaxJobFileBytes = 128 * 1024;
 
     public static void Map(WebApplication app, ApiToken token, TimeSpan askTimeout, PackageStore packages, string node)
     {

@@ -45,6 +45,9 @@ public sealed class ConfigSpec
         var settings = Orchestrator.Core.Settings.OrchestratorSettings.Create(ConfigurationFactory.ParseString("orchestrator.data-dir = /srv/o").WithFallback(Shipped));
         Assert.Equal(Path.Combine("/srv/o", "checkpoints"), settings.Checkpoint.Dir);
         Assert.Equal(1, settings.Checkpoint.EvalThreads);
+        Assert.Equal((256L << 20, 4), (settings.Checkpoint.MaxSnapshotBytes, settings.Checkpoint.MaxPendingOffers));
+        Assert.Equal((64L << 20, TimeSpan.FromHours(24)), (settings.Packages.MaxBytes, settings.Packages.Retention));
+        Assert.Equal(Path.Combine("/srv/o", "packages"), settings.Packages.Dir);
     }
 
     [Fact]
@@ -72,6 +75,10 @@ public sealed class ConfigSpec
     [InlineData("orchestrator.coordinator.stop-timeout = soon", "orchestrator.coordinator.stop-timeout")]
     [InlineData("orchestrator.worker.cpu-devices = abc", "orchestrator.worker.cpu-devices")]
     [InlineData("orchestrator.api.port = x", "orchestrator.api.port")]
+    [InlineData("orchestrator.checkpoint.max-snapshot-bytes = 3 TiB", "orchestrator.checkpoint.max-snapshot-bytes")]
+    [InlineData("orchestrator.checkpoint.max-pending-offers = 0", "orchestrator.checkpoint.max-pending-offers")]
+    [InlineData("orchestrator.packages.max-bytes = 10", "orchestrator.packages.max-bytes")]
+    [InlineData("orchestrator.packages.retention = soon", "orchestrator.packages.retention")]
     public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(Shipped);

@@ -153,6 +153,20 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         Completed(queued);
     }
 
+    [Fact]
+    public async Task A_300_KB_job_file_is_refused_with_413_and_the_limit_named_and_nothing_is_queued()
+    {
+        int before = _cluster.Json("list").GetArrayLength();
+        var padding = new string('x', 300 * 1024);
+        using var api = Api();
+        var answer = await api.PostAsync("api/v1/jobs", new StringContent(
+            $$"""{ "name": "big", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "padding": "{{padding}}" }""",
+            System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, answer.StatusCode);
+        Assert.Contains("at most 131072 bytes", await answer.Content.ReadAsStringAsync());
+        Assert.Equal(before, _cluster.Json("list").GetArrayLength());
+    }
+
     private HttpClient Api()
     {
         var env = File.ReadAllLines(Path.Combine(_cluster.Dir, "client.env"))

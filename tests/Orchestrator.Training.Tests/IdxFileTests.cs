@@ -60,6 +60,25 @@ public sealed class IdxFileTests : IDisposable
     }
 
     [Fact]
+    public void A_gzip_bomb_is_refused_after_what_its_header_describes_and_never_held_whole()
+    {
+        // A header for 10 images of 28x28, then a gigabyte of zeros: about a megabyte on disk.
+        var path = Path.Combine(_folder, "bomb.gz");
+        using (var file = File.Create(path))
+        using (var zip = new GZipStream(file, CompressionLevel.Optimal))
+        {
+            zip.Write(Idx(10, 28, 28));
+            var zeros = new byte[1 << 20];
+            for (int i = 0; i < 1024; i++) zip.Write(zeros);
+        }
+        Assert.True(new FileInfo(path).Length < 2 << 20, "the bomb is small on disk");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<IdxFormatException>(() => IdxFile.Read(path, 3));
+        Assert.Contains("decompresses to more than the 7856 bytes its header describes", ex.Message);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 16 << 20, "the reader held far more than the header describes");
+    }
+
+    [Fact]
     public void A_gzip_stream_cut_short_is_rejected()
     {
         var path = Write("images.gz", Idx(100, 28, 28), gzip: true);

@@ -99,12 +99,12 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         Receive<Terminated>(t => _watchers.Remove(t.ActorRef));
         Receive<JobProtocol.GetCheckpoints>(m =>
         {
-            if (!ValidJobId(m.Id)) { Sender.Tell(new JobProtocol.CheckpointList(m.Id, [])); return; }
+            if (!JobIds.IsValid(m.Id)) { Sender.Tell(new JobProtocol.CheckpointList(m.Id, [])); return; }
             OnDisk(() => new JobProtocol.CheckpointList(m.Id, Views(CheckpointFolder.List(JobRoot(m.Id)))), Sender);
         });
         Receive<GetLatestCheckpoint>(m =>
         {
-            if (!ValidJobId(m.JobId)) { Sender.Tell(new LatestCheckpoint(m.JobId, -1, 0, "", "")); return; }
+            if (!JobIds.IsValid(m.JobId)) { Sender.Tell(new LatestCheckpoint(m.JobId, -1, 0, "", "")); return; }
             OnDisk(() => Latest(m.JobId), Sender);
         });
         Receive<FetchCheckpoint>(OnFetch);
@@ -173,15 +173,21 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
 
     private void OnOffer(SnapshotOffer offer)
     {
-        if (!ValidJobId(offer.JobId)) { Sender.Tell(new TransferDone(offer.TransferId, false, $"invalid job id '{offer.JobId}'")); return; }
-        try { _incoming[offer.TransferId] = new Incoming(new SnapshotAssembly(offer), Sender, DateTime.UtcNow); }
+        if (offer.TransferId is null) return;   // from the network: nothing to answer to
+        if (!JobIds.IsValid(offer.JobId)) { Sender.Tell(new TransferDone(offer.TransferId, false, $"invalid job id '{offer.JobId}'")); return; }
+        if (_incoming.Count >= _settings.MaxPendingOffers)
+        {
+            Sender.Tell(new TransferDone(offer.TransferId, false, $"{_incoming.Count} snapshots are on their way already (orchestrator.checkpoint.max-pending-offers); try later"));
+            return;
+        }
+        try { _incoming[offer.TransferId] = new Incoming(new SnapshotAssembly(offer, _settings.MaxSnapshotBytes), Sender, DateTime.UtcNow); }
         catch (InvalidDataException ex) { Sender.Tell(new TransferDone(offer.TransferId, false, ex.Message)); }
     }
 
     private void OnChunk(SnapshotChunk chunk)
     {
-        if (!_incoming.TryGetValue(chunk.TransferId, out var transfer)) return;
-        transfer.Assembly.Add(chunk);
+        if (chunk.TransferId is null || !_incoming.TryGetValue(chunk.TransferId, out var transfer)) return;
+        if (!transfer.Assembly.Add(chunk)) return;   // overlapping, repeated or out of range: not acknowledged, not counted
         Sender.Tell(new SnapshotChunkAck(chunk.TransferId, chunk.Offset));
         _incoming[chunk.TransferId] = transfer with { LastHeard = DateTime.UtcNow };
         if (!transfer.Assembly.IsComplete) return;
@@ -250,7 +256,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     private void OnFetch(FetchCheckpoint fetch)
     {
         var to = Sender;
-        if (!ValidJobId(fetch.JobId)) { to.Tell(new TransferDone(fetch.TransferId, false, $"invalid job id '{fetch.JobId}'")); return; }
+        if (!JobIds.IsValid(fetch.JobId)) { to.Tell(new TransferDone(fetch.TransferId, false, $"invalid job id '{fetch.JobId}'")); return; }
         var folder = CheckpointFolder.StepFolder(JobRoot(fetch.JobId), fetch.Step);
         OnDisk(() =>
         {
@@ -285,9 +291,6 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     private string JobRoot(string jobId) => Path.Combine(_settings.Dir, jobId);
 
     /// <summary>Job ids come over the network: only plain names become folder names.</summary>
-    private static bool ValidJobId(string id) =>
-        id.Length is > 0 and <= 200 && id[0] != '.' && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
-
     public static IReadOnlyList<JobProtocol.CheckpointView> Views(IReadOnlyList<CheckpointInfo> checkpoints) =>
         checkpoints.Select(c => new JobProtocol.CheckpointView(c.Step, c.Epoch, c.WeightsPath, c.Evaluation?.Accuracy, c.Evaluation?.Loss, c.Verified,
             c.Evaluation?.AllMetrics, c.Evaluation?.Ranking, c.Evaluation?.HigherIsBetter ?? true)).ToList();

@@ -38,21 +38,25 @@ public sealed class SnapshotAssembly
 
     public SnapshotOffer Offer { get; }
 
-    public SnapshotAssembly(SnapshotOffer offer)
+    /// <param name="maxBytes">The largest snapshot accepted (the store's <c>orchestrator.checkpoint.max-snapshot-bytes</c>): an offer is checked before anything is allocated for it.</param>
+    public SnapshotAssembly(SnapshotOffer offer, long maxBytes = SnapshotTransfer.MaxBytes)
     {
         long total = offer.ModelLength + offer.OptimizerLength;
-        if (offer.ModelLength < 0 || offer.OptimizerLength < 0 || total > SnapshotTransfer.MaxBytes)
-            throw new InvalidDataException($"snapshot of {total} bytes is out of range");
+        if (offer.ModelLength < 0 || offer.OptimizerLength < 0 || total > Math.Min(maxBytes, SnapshotTransfer.MaxBytes))
+            throw new InvalidDataException($"a snapshot of {total} bytes is refused: the limit is {Math.Min(maxBytes, SnapshotTransfer.MaxBytes)} bytes");
         Offer = offer;
         _bytes = new byte[total];
     }
 
     public bool IsComplete => _count == _bytes.LongLength;
 
-    /// <summary>Adds a chunk; false when it does not fit the offer (it is then ignored).</summary>
+    /// <summary>Adds a chunk; false when it does not fit the offer, overlaps another or repeats one (it is then ignored).</summary>
     public bool Add(SnapshotChunk chunk)
     {
-        if (chunk.Offset < 0 || chunk.Offset + chunk.Data.LongLength > _bytes.LongLength || !_received.Add(chunk.Offset)) return false;
+        // Chunks are cut at fixed offsets (SnapshotTransfer.ChunkBytes), so one that does not start at such an
+        // offset or is not exactly that long (the last one: what is left) would overlap another: refused.
+        if (chunk.Data is null || chunk.Offset < 0 || chunk.Offset % SnapshotTransfer.ChunkBytes != 0 || chunk.Offset >= Math.Max(1, _bytes.LongLength)
+            || chunk.Data.LongLength != Math.Min(SnapshotTransfer.ChunkBytes, _bytes.LongLength - chunk.Offset) || !_received.Add(chunk.Offset)) return false;
         chunk.Data.CopyTo(_bytes, chunk.Offset);
         _count += chunk.Data.Length;
         return true;

@@ -236,13 +236,16 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         if (GangScheduler.Decide(head, _workers, BusyNodes()) is not ScheduleDecision.Start start) return;
 
         var nodes = start.Workers.Select(w => w.Node).ToImmutableList();
-        var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, head.NextGeneration, start.Workers, _settings),
-            $"runner-{Uri.EscapeDataString(head.Id)}-g{head.NextGeneration}");
-        Context.Watch(runner);
-        _runners[head.Id] = (runner, nodes);
+        int generation = head.NextGeneration;
         Persist(new JobStarted(head.Id, nodes, Now()), e =>
         {
             _book = _book.Apply(e);
+            // The generation is in the journal before any worker hears of it, so a coordinator killed in
+            // between starts the next one: a ring generation is never used twice.
+            var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, generation, start.Workers, _settings),
+                $"runner-{Uri.EscapeDataString(head.Id)}-g{generation}");
+            Context.Watch(runner);
+            _runners[head.Id] = (runner, nodes);
             _log.Info("job {0}: started on {1}", e.Id, string.Join(", ", e.Workers));
             Schedule();
         });

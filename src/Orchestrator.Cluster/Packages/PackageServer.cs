@@ -34,7 +34,7 @@ public sealed class PackageServer : ReceiveActor
     {
         if (!store.Has(request.Sha256)) return new PackageUnavailable(request.Sha256, "the coordinator has no such package (never uploaded, or removed by retention)");
         using var file = File.OpenRead(store.PathOf(request.Sha256));
-        if (request.Offset >= Math.Max(1, file.Length) && !(request.Offset == 0 && file.Length == 0))
+        if (request.Offset > file.Length || (request.Offset == file.Length && file.Length > 0))
             return new PackageUnavailable(request.Sha256, $"offset {request.Offset} is past the package's {file.Length} bytes");
         file.Seek(request.Offset, SeekOrigin.Begin);
         var data = new byte[(int)Math.Min(request.Length, file.Length - request.Offset)];

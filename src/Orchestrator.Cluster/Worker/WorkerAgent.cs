@@ -84,6 +84,12 @@ public sealed class WorkerAgent : ReceiveActor
 
     private void Launch(StartTraining start, IActorRef runner)
     {
+        // The id names this job's folder here: one from the network is checked before a path is made of it.
+        if (!JobIds.IsValid(start.JobId))
+        {
+            runner.Tell(new TrainingFailed(start.JobId ?? "", _node, $"the worker rejected the job: invalid job id '{start.JobId}'"));
+            return;
+        }
         JobSpec spec;
         try { spec = JobSpecParser.Parse(start.SpecJson); }
         catch (JobSpecException ex)

@@ -79,14 +79,23 @@ public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, 
 }
 
 /// <summary>The checkpoint actor's settings: where checkpoints live (default: the data folder's <c>checkpoints</c>) and the threads evaluation may use.</summary>
-public sealed record CheckpointSettings(string Dir, int EvalThreads)
+/// <remarks>An offered snapshot larger than <paramref name="MaxSnapshotBytes"/>, or beyond <paramref name="MaxPendingOffers"/> on their way at once, is refused before anything is allocated for it.</remarks>
+public sealed record CheckpointSettings(string Dir, int EvalThreads, long MaxSnapshotBytes = 256L << 20, int MaxPendingOffers = 4)
 {
     public static CheckpointSettings Create(Config c, string dataDir)
     {
         var dir = c.GetString("dir", "");
         var threads = OrchestratorSettings.Int(c, "eval-threads", "checkpoint", 0);
         if (threads < 1) throw new ConfigurationException($"orchestrator.checkpoint.eval-threads must be at least 1, was {c.GetString("eval-threads", "(missing)")}");
-        return new CheckpointSettings(string.IsNullOrWhiteSpace(dir) ? Path.Combine(dataDir, "checkpoints") : dir, threads);
+        long maxBytes;
+        try { maxBytes = c.GetByteSize("max-snapshot-bytes") ?? 0; }
+        catch (Exception ex) when (ex is FormatException or OverflowException) { maxBytes = 0; }
+        if (maxBytes is < 1024 or > int.MaxValue)
+            throw new ConfigurationException($"orchestrator.checkpoint.max-snapshot-bytes must be a size between 1 KiB and 2 GiB, was {c.GetString("max-snapshot-bytes", "(missing)")}");
+        var pending = OrchestratorSettings.Int(c, "max-pending-offers", "checkpoint", 0);
+        if (pending is < 1 or > 1024)
+            throw new ConfigurationException($"orchestrator.checkpoint.max-pending-offers must be in [1, 1024], was {c.GetString("max-pending-offers", "(missing)")}");
+        return new CheckpointSettings(string.IsNullOrWhiteSpace(dir) ? Path.Combine(dataDir, "checkpoints") : dir, threads, maxBytes, pending);
     }
 }
 

@@ -71,12 +71,35 @@ public static class IdxFile
         return file.ReadByte() == 0x1f && file.ReadByte() == 0x8b;
     }
 
+    /// <summary>
+    /// Decompresses at most what the file's own header describes (header plus the product of its
+    /// dimensions), so a small file that inflates without end (a gzip bomb) is refused, not held in memory.
+    /// </summary>
     private static byte[] Gunzip(string path)
     {
         using var file = File.OpenRead(path);
         using var gzip = new GZipStream(file, CompressionMode.Decompress);
-        using var memory = new MemoryStream();
-        gzip.CopyTo(memory);
-        return memory.ToArray();
+        var magic = new byte[4];
+        int got = gzip.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
+        if (got < 4) return magic[..got];   // Parse names what is wrong with it
+        var header = new byte[4 + 4 * magic[3]];
+        magic.CopyTo(header, 0);
+        got = 4 + gzip.ReadAtLeast(header.AsSpan(4), header.Length - 4, throwOnEndOfStream: false);
+        if (got < header.Length) return header[..got];
+        long data = 1;
+        for (int i = 0; i < magic[3]; i++)
+        {
+            data *= BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(4 + 4 * i));
+            if (data > Array.MaxLength) throw new IdxFormatException(path, "dimensions describe more data than can be held");
+        }
+        long limit = header.Length + data;
+        if (limit > Array.MaxLength) throw new IdxFormatException(path, "dimensions describe more data than can be held");
+        var bytes = new byte[limit];
+        header.CopyTo(bytes, 0);
+        int length = header.Length + gzip.ReadAtLeast(bytes.AsSpan(header.Length), (int)data, throwOnEndOfStream: false);
+        Span<byte> probe = stackalloc byte[1];
+        if (gzip.Read(probe) > 0)
+            throw new IdxFormatException(path, $"decompresses to more than the {limit} bytes its header describes (refused without reading further)");
+        return length == bytes.Length ? bytes : bytes[..length];
     }
 }
