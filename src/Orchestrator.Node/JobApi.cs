@@ -44,6 +44,8 @@ public static class JobApi
             {
                 JobAccepted accepted => Results.Created($"/api/v1/jobs/{Uri.EscapeDataString(accepted.Id)}", accepted),
                 JobRejected rejected => Error(StatusCodes.Status400BadRequest, rejected.Field, rejected.Error),
+                QueueFull full => Error(StatusCodes.Status429TooManyRequests, "",
+                    $"{full.Limit} jobs are waiting already (orchestrator.coordinator.max-queued-jobs); nothing was queued, try later"),
                 _ => null,
             });
         });
@@ -88,6 +90,8 @@ public static class JobApi
             return Error(StatusCodes.Status503ServiceUnavailable, "",
                 $"the job manager did not answer within {timeout.TotalSeconds:0} s (the coordinator singleton may be starting or moving)");
         }
+        if (reply is JobManagerUnavailable down)
+            return Error(StatusCodes.Status503ServiceUnavailable, "", $"{down.Reason}; it starts again within {down.RetryInSeconds} s");
         if (reply is JobNotFound notFound) return Error(StatusCodes.Status404NotFound, "id", $"no job with id '{notFound.Id}'");
         return answer(reply) ?? Error(StatusCodes.Status500InternalServerError, "", $"unexpected reply {reply.GetType().Name}");
     }

@@ -49,6 +49,22 @@ public sealed class JobManagerSpec() : TestKit(Config)
     }
 
     [Fact]
+    public async Task A_submit_beyond_the_queue_cap_is_refused_and_nothing_is_recorded()
+    {
+        var settings = OrchestratorSettings.Create(Sys.Settings.Config);
+        var manager = Sys.ActorOf(JobManager.Props(settings.Coordinator with { MaxQueuedJobs = 2 }, settings.Packages), "capped");
+        for (int i = 0; i < 2; i++)
+        {
+            manager.Tell(new SubmitJob(Valid));
+            await ExpectMsgAsync<JobAccepted>(Wait);
+        }
+        manager.Tell(new SubmitJob(Valid));
+        Assert.Equal(2, (await ExpectMsgAsync<QueueFull>(Wait)).Limit);
+        manager.Tell(ListJobs.Instance);
+        Assert.Equal(2, (await ExpectMsgAsync<JobList>(Wait)).Jobs.Count);
+    }
+
+    [Fact]
     public async Task An_accepted_job_waits_for_devices_with_the_reason_and_survives_a_restart()
     {
         var manager = NewManager("m2");

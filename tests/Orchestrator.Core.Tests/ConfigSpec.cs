@@ -77,6 +77,7 @@ public sealed class ConfigSpec
     [InlineData("orchestrator.api.port = x", "orchestrator.api.port")]
     [InlineData("orchestrator.checkpoint.max-snapshot-bytes = 3 TiB", "orchestrator.checkpoint.max-snapshot-bytes")]
     [InlineData("orchestrator.checkpoint.max-pending-offers = 0", "orchestrator.checkpoint.max-pending-offers")]
+    [InlineData("orchestrator.coordinator.max-queued-jobs = 0", "orchestrator.coordinator.max-queued-jobs")]
     [InlineData("orchestrator.packages.max-bytes = 10", "orchestrator.packages.max-bytes")]
     [InlineData("orchestrator.packages.retention = soon", "orchestrator.packages.retention")]
     public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)

@@ -130,6 +130,8 @@ public class JobSpecParserTests
     [InlineData("""{ "allReduce": { "bucketBytes": 4097 } }""", "allReduce.bucketBytes", "multiple of 4")]
     [InlineData("""{ "allReduce": { "transport": "udp" } }""", "allReduce.transport", "'akka', 'tcp'")]
     [InlineData("""{ "maxFailures": -1 }""", "maxFailures", "was -1")]
+    [InlineData("""{ "maxFailures": 1000 }""", "maxFailures", "between 0 and 100, was 1000")]
+    [InlineData("""{ "batchSizePerDevice": 65536 }""", "batchSizePerDevice", "between 1 and 8192, was 65536")]
     [InlineData("""{ "minWorkers": 0 }""", "minWorkers", "was 0")]
     [InlineData("""{ "workers": 2, "minWorkers": 3 }""", "minWorkers", "workers (2)")]
     public void Each_rule_names_its_field(string overrides, string field, string fragment)

@@ -188,4 +188,29 @@ public sealed class CheckpointTests : IDisposable
         Assert.True(CheckpointFolder.Verify(CheckpointFolder.StepFolder(checkpoints, 5)).Verified);
         Assert.Equal(0, CheckpointFolder.RemoveLeftovers(checkpoints));
     }
+
+    [Fact]
+    public void A_step_rewritten_with_another_digest_replaces_the_old_checkpoint_only_once_the_new_one_is_committed()
+    {
+        var checkpoints = Path.Combine(_folder, "rewrite");
+        Run(Job("""{ "type": "sgd", "lr": 0.05, "momentum": 0.9 }""", maxSteps: 5, everySteps: 5), "r1", checkpoints);
+        var folder = CheckpointFolder.StepFolder(checkpoints, 5);
+        var old = CheckpointFolder.Load(folder);
+        var other = old with { Digest = "another-generation-digest", Generation = 2 };
+        CheckpointFolder.Write(checkpoints, other);
+        var now = CheckpointFolder.Verify(folder);
+        Assert.True(now.Verified, now.Problem);
+        Assert.Equal("another-generation-digest", now.Manifest!.Digest);
+        Assert.Equal([folder], Directory.GetDirectories(checkpoints));   // nothing set aside or half-built is left
+
+        // A crash between setting the old one aside and moving the new one in: the old one comes back.
+        var asideOld = folder + ".old-crash";
+        Directory.Move(folder, asideOld);
+        Directory.CreateDirectory(folder + ".new-crash");
+        File.WriteAllText(Path.Combine(folder + ".new-crash", "model.safetensors"), "half");
+        Assert.Empty(CheckpointFolder.List(checkpoints));   // neither counts as a checkpoint
+        Assert.Equal(2, CheckpointFolder.RemoveLeftovers(checkpoints));
+        Assert.True(CheckpointFolder.Verify(folder).Verified);
+        Assert.Equal([folder], Directory.GetDirectories(checkpoints));
+    }
 }

@@ -60,6 +60,21 @@ public sealed class IdxFileTests : IDisposable
     }
 
     [Fact]
+    public void A_named_datasets_label_outside_its_classes_is_refused_with_the_file_and_position()
+    {
+        // Fashion-MNIST has 10 classes: a test label of 200 is a damaged file, not a 201st class.
+        var labels = Idx(5);
+        labels[labels.Length - 5 + 3] = 200;
+        var files = new DatasetFiles("fashion-mnist", _folder, Write("train-images", Idx(5, 28, 28)), Write("train-labels", Idx(5)),
+            Write("t10k-images", Idx(5, 28, 28)), Write("t10k-labels", labels));
+        var ex = Assert.Throws<IdxFormatException>(() => ImageDataset.Load(files));
+        Assert.Equal(files.TestLabels, ex.Path);
+        Assert.Contains("label 200 at position 3 is outside the dataset's 10 classes (0-9)", ex.Message);
+        // The same files as a plain `idx` pair: the classes are what the labels say.
+        Assert.Equal(201, ImageDataset.Load(files with { Name = "idx" }).Classes);
+    }
+
+    [Fact]
     public void A_gzip_bomb_is_refused_after_what_its_header_describes_and_never_held_whole()
     {
         // A header for 10 images of 28x28, then a gigabyte of zeros: about a megabyte on disk.

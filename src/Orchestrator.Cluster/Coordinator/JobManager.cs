@@ -41,6 +41,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, IReadOnlyList<CheckpointView>> _checkpoints = new();
     private readonly Dictionary<string, (long Step, string Message)> _checkpointErrors = new();
     private readonly PackageSettings _packages;
+    private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
 
     public override string PersistenceId => PersistenceIdValue;
 
@@ -166,6 +167,11 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Sender.Tell(new JobRejected(ex.Field, ex.Problem));
             return;
         }
+        if (_book.Waiting.Count() >= _settings.MaxQueuedJobs)
+        {
+            Sender.Tell(new QueueFull(_settings.MaxQueuedJobs));
+            return;
+        }
         // An uploaded package must be here before a job may name it (a local file check).
         if (spec.Package?.Source is { } source && source.StartsWith(JobSpecParser.PackageHashPrefix, StringComparison.Ordinal)
             && !new PackageStore(_packages.Dir, _packages.MaxBytes).Has(source[JobSpecParser.PackageHashPrefix.Length..]))
@@ -175,13 +181,28 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         }
         var replyTo = Sender;
         long sequence = _book.LastSequence + 1;
+        _submitting = replyTo;
         Persist(new JobSubmitted(JobBook.IdFor(spec.Name, sequence), sequence, submit.SpecJson, Now()), e =>
         {
+            _submitting = null;
             _book = _book.Apply(e, spec);
             _log.Info("job {0}: accepted ({1} device(s) on {2} worker(s))", e.Id, spec.WorldSize, spec.Workers);
             replyTo.Tell(new JobAccepted(e.Id, spec.Name, JobState.Queued.ToString()));
             Schedule();
         });
+    }
+
+    /// <summary>
+    /// A journal write failed: the submitter waiting for it hears that nothing was recorded, the guard hears
+    /// why, and Akka.Persistence then stops this actor (its state may be behind the journal's); the guard
+    /// starts it again after a backoff, and it recovers from the journal.
+    /// </summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        var reason = $"the journal could not record {(@event as IOrchestratorMessage)?.GetType().Name ?? "an event"}: {cause.Message}";
+        _submitting?.Tell(new JobManagerUnavailable(reason + "; nothing was recorded", 1));
+        Context.Parent.Tell(new JobManagerGuard.Failed(reason));
+        base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     private void Cancel(CancelJob cancel)

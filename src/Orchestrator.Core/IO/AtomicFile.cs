@@ -49,7 +49,8 @@ public static class AtomicFile
         return removed;
     }
 
-    private static void FsyncDirectory(string folder)
+    /// <summary>Makes a folder's entries (a file or folder created, renamed or removed in it) durable.</summary>
+    public static void FsyncDirectory(string folder)
     {
         // .NET cannot open a directory as a file, so the rename's durability needs open(2)+fsync(2).
         // Windows has no equivalent (NTFS journals metadata); there the rename is what we get.

@@ -16,6 +16,8 @@ public static partial class JobSpecParser
     public static readonly string[] Optimizers = ["sgd", "adam", "adamw"];
     public static readonly string[] Decays = ["none", "cosine"];
     public static readonly string[] Transports = ["akka", "tcp"];
+    public const int MaxBatchSizePerDevice = 8192;
+    public const int MaxFailures = 100;
 
     // A plain identifier: it also names folders, so never a path, a dot name or a control character.
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -85,7 +87,9 @@ public static partial class JobSpecParser
         var devicesPerWorker = job.Int("devicesPerWorker", 1, 1, 64);
         var epochs = job.Int("epochs", 2, 1, 100_000);
         var maxSteps = job.OptionalInteger("maxSteps", 1, 1_000_000_000_000);
-        var batch = job.Int("batchSizePerDevice", 64, 1, 65_536);
+        // Limits that fit a device's memory and a job's patience: a batch beyond 8,192 samples per device, or more than
+        // 100 recoveries, is a mistake more often than a plan, and would run workers out of memory again and again.
+        var batch = job.Int("batchSizePerDevice", 64, 1, MaxBatchSizePerDevice);
         var optimizer = ReadOptimizer(job.Object("optimizer"));
         var schedule = job.Object("lrSchedule");
         var lrSchedule = new LrScheduleSpec(schedule.Int("warmupSteps", 0, 0, 100_000_000), schedule.Choice("decay", "none", Decays),
@@ -96,7 +100,7 @@ public static partial class JobSpecParser
         var seed = job.OptionalInteger("seed", 0, long.MaxValue) ?? 42;
         var checkpoint = ReadCheckpoint(job.Object("checkpoint"));
         var allReduce = ReadAllReduce(job.Object("allReduce"));
-        var maxFailures = job.Int("maxFailures", 3, 0, 1000);
+        var maxFailures = job.Int("maxFailures", 3, 0, MaxFailures);
         var minWorkers = (int?)job.OptionalInteger("minWorkers", 1, 1024);
         if (minWorkers > workers)
             throw new JobSpecException("minWorkers", $"must be between 1 and workers ({workers}), was {minWorkers}");

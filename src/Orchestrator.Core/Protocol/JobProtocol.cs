@@ -39,6 +39,17 @@ public static class JobProtocol
     [MessagePackObject]
     public sealed record JobList([property: Key(0)] IReadOnlyList<JobSummary> Jobs) : IOrchestratorMessage;
 
+    /// <summary>
+    /// Answer to any request while the job manager is down (its journal refused a write, for instance on a
+    /// full disk) and waiting <paramref name="RetryInSeconds"/> to start again; nothing was recorded.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record JobManagerUnavailable([property: Key(0)] string Reason, [property: Key(1)] int RetryInSeconds) : IOrchestratorMessage;
+
+    /// <summary>Answer to <see cref="SubmitJob"/> when <paramref name="Limit"/> jobs already wait: nothing was recorded; try later.</summary>
+    [MessagePackObject]
+    public sealed record QueueFull([property: Key(0)] int Limit) : IOrchestratorMessage;
+
     [MessagePackObject]
     public sealed record CancelJob([property: Key(0)] string Id) : IOrchestratorMessage;
 

@@ -48,6 +48,8 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(JobProtocol.SubmitJob)] = "j.submit",
         [typeof(JobProtocol.JobAccepted)] = "j.accepted",
         [typeof(JobProtocol.JobRejected)] = "j.rejected",
+        [typeof(JobProtocol.QueueFull)] = "j.full",
+        [typeof(JobProtocol.JobManagerUnavailable)] = "j.down",
         [typeof(JobProtocol.GetJob)] = "j.get",
         [typeof(JobProtocol.JobNotFound)] = "j.404",
         [typeof(JobProtocol.ListJobs)] = "j.list?",

@@ -67,35 +67,50 @@ public static class CheckpointFolder
 
     public static string StepFolder(string root, long step) => Path.Combine(root, $"{Prefix}{step:D9}");
 
-    /// <summary>Writes a snapshot; a verified checkpoint of the same step and digest is kept as it is (a replay after recovery).</summary>
+    // A checkpoint is built in a sibling folder and swapped in once committed; these suffixes never parse as a step.
+    private const string NewSuffix = ".new-";
+    private const string OldSuffix = ".old-";
+
+    /// <summary>
+    /// Writes a snapshot; a verified checkpoint of the same step and digest is kept as it is (a replay after
+    /// recovery). The checkpoint is written whole (files, then the manifest) into a sibling folder that is
+    /// renamed into place, the job folder fsynced at each step, so a checkpoint of the same step with another
+    /// digest is replaced only once its replacement is committed, and a new step folder's entry is durable.
+    /// </summary>
     public static CheckpointInfo Write(string root, TrainingSnapshot snapshot)
     {
         var folder = StepFolder(root, snapshot.Position.Step);
         var existing = Verify(folder);
         if (existing.Verified && existing.Manifest!.Digest == snapshot.Digest) return existing;
-        bool created = !Directory.Exists(folder);
+        Directory.CreateDirectory(root);
+        var fresh = folder + NewSuffix + Guid.NewGuid().ToString("N");
         try
         {
-            Directory.CreateDirectory(folder);
-            AtomicFile.RemoveLeftovers(folder);
-            // Withdraw the old commit record first: a half-rewritten folder must not pass for the old checkpoint.
-            var manifestPath = Path.Combine(folder, ManifestFileName);
-            if (File.Exists(manifestPath)) File.Delete(manifestPath);
-            File.Delete(Path.Combine(folder, EvaluationFileName));
-            AtomicFile.WriteAllBytes(Path.Combine(folder, ModelFileName), snapshot.ModelFile);
-            AtomicFile.WriteAllBytes(Path.Combine(folder, OptimizerFileName), snapshot.OptimizerFile);
+            Directory.CreateDirectory(fresh);
+            AtomicFile.WriteAllBytes(Path.Combine(fresh, ModelFileName), snapshot.ModelFile);
+            AtomicFile.WriteAllBytes(Path.Combine(fresh, OptimizerFileName), snapshot.OptimizerFile);
             var p = snapshot.Position;
             var manifest = new CheckpointManifest(Format, snapshot.Job, snapshot.Model, p.Step, p.Epoch, p.EpochStep, p.GlobalBatch,
                 snapshot.Generation, snapshot.Digest, DateTimeOffset.UtcNow.ToString("O"),
                 [Entry(ModelFileName, snapshot.ModelFile), Entry(OptimizerFileName, snapshot.OptimizerFile)]);
-            AtomicFile.WriteAllBytes(manifestPath, JsonSerializer.SerializeToUtf8Bytes(manifest, Json));
+            AtomicFile.WriteAllBytes(Path.Combine(fresh, ManifestFileName), JsonSerializer.SerializeToUtf8Bytes(manifest, Json));
+            string? replaced = null;
+            if (Directory.Exists(folder))
+            {
+                // Set aside, not deleted: until the new folder is in place, the old one is the checkpoint (RemoveLeftovers puts it back).
+                replaced = folder + OldSuffix + Guid.NewGuid().ToString("N");
+                Directory.Move(folder, replaced);
+            }
+            Directory.Move(fresh, folder);
+            AtomicFile.FsyncDirectory(root);
+            if (replaced is not null) TryDeleteFolder(replaced);
             // What was just committed, from memory: reading and hashing the files back would only repeat the write's work.
             return new CheckpointInfo(p.Step, p.Epoch, folder, true, null, manifest, null);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Nothing half-written stays behind to be mistaken for a checkpoint (the temp files are already gone).
-            if (created) TryDeleteFolder(folder);
+            TryDeleteFolder(fresh);
             throw;
         }
     }
@@ -176,8 +191,29 @@ public static class CheckpointFolder
     }
 
     /// <summary>Removes temp files of writers that crashed before their rename; returns how many.</summary>
-    public static int RemoveLeftovers(string root) =>
-        !Directory.Exists(root) ? 0 : Directory.EnumerateDirectories(root, Prefix + "*").Sum(AtomicFile.RemoveLeftovers);
+    public static int RemoveLeftovers(string root)
+    {
+        if (!Directory.Exists(root)) return 0;
+        int removed = 0;
+        foreach (var dir in Directory.EnumerateDirectories(root, Prefix + "*").ToList())
+        {
+            var name = Path.GetFileName(dir);
+            int cut = name.IndexOf(NewSuffix, StringComparison.Ordinal);
+            if (cut > 0) { TryDeleteFolder(dir); removed++; continue; }   // a replacement that was never swapped in
+            cut = name.IndexOf(OldSuffix, StringComparison.Ordinal);
+            if (cut > 0)
+            {
+                // A checkpoint set aside for its replacement: the replacement is in place, or the crash came first.
+                var original = Path.Combine(root, name[..cut]);
+                if (Directory.Exists(original)) TryDeleteFolder(dir);
+                else Directory.Move(dir, original);
+                removed++;
+                continue;
+            }
+            removed += AtomicFile.RemoveLeftovers(dir);
+        }
+        return removed;
+    }
 
     private static ManifestEntry Entry(string name, byte[] content) => new(name, content.LongLength, Convert.ToHexStringLower(SHA256.HashData(content)));
 
