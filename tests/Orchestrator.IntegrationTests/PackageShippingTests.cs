@@ -145,10 +145,22 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     {
         _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));
         var busy = _cluster.Submit(Jobs.Mlp("it-pkg-busy", maxSteps: 300, workers: 2, batch: 32, checkpointEvery: 100));
+        // Killed while the busy job trains (as RecoveryTests kill it), not while its workers are still starting.
+        _cluster.WaitFor(busy, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 50, JobTimeout);
         var queued = _cluster.Submit(SineJob("it-pkg-queued"));
         Assert.Equal("Queued", _cluster.Status(queued).GetProperty("state").GetString());
         _cluster.Kill9("coordinator");
         _cluster.Start("coordinator");
+        // A coordinator restarted on its old address while its old incarnation is still a member can be downed as it
+        // rejoins (README, Troubleshooting; seen once in a full suite run here). This test is about the package job,
+        // so a coordinator that went down in its first 20 s is started once more, with a line in the test output.
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(20); DateTime.UtcNow < until; Thread.Sleep(500))
+        {
+            if (_cluster.IsRunning("coordinator")) continue;
+            Console.WriteLine("the restarted coordinator went down as it rejoined; starting it once more");
+            _cluster.Start("coordinator");
+            break;
+        }
         Completed(busy);
         Completed(queued);
     }
