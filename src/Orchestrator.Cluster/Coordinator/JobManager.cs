@@ -42,6 +42,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, (long Step, string Message)> _checkpointErrors = new();
     private readonly PackageSettings _packages;
     private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
+    private bool _requeueDone;         // RequeueInterrupted has run since recovery
 
     public override string PersistenceId => PersistenceIdValue;
 
@@ -232,6 +233,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
 
     private void RequeueInterruptedJobs()
     {
+        _requeueDone = true;
         var requeued = _book.Jobs.Where(j => j.State is JobState.Running or JobState.Recovering)
             .Select(j => new JobRequeued(j.Id, "the coordinator restarted while the job ran; it goes on from its latest checkpoint", Now()))
             .ToList();
@@ -249,7 +251,9 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     /// <summary>Starts waiting jobs (recovering ones first, then the queue, first in first out) while the head fits.</summary>
     private void Schedule()
     {
-        if (!IsRecoveryFinished) return;
+        // Not before the jobs that ran when the coordinator stopped are back in the queue: a worker's news could
+        // otherwise start a queued job ahead of them, on workers that still run their old generation.
+        if (!IsRecoveryFinished || !_requeueDone) return;
         var head = _book.Waiting.FirstOrDefault();
         if (head is null) return;
         // A recovering job whose previous generation is still stopping holds its place until it has stopped.
