@@ -28,15 +28,17 @@ public sealed class ImageClassification : Workload<Module<Tensor, Tensor>>
     }
 
     /// <summary>The dataset's name and size, for a run's header line.</summary>
-    public string Describe() => $"{_data.Name} ({_data.TrainImages.shape[0]} train / {_data.TestImages.shape[0]} held-out)";
+    public string Describe() => $"{_data.Name} ({_data.TrainCount} train / {_data.TestCount} held-out)";
 
-    public ModelInput Input => new((int)_data.TrainImages.shape[2], (int)_data.TrainImages.shape[3], _data.Classes);
+    public ModelInput Input => new(_data.Rows, _data.Columns, _data.Classes);
 
     public override Module<Tensor, Tensor> CreateModel() => _model == "mlp" ? new Mlp(Input) : new LeNet(Input);
 
-    public override WorkloadData OpenData(DataSplit split, Device device) => split == DataSplit.Train
-        ? new TensorData(_data.TrainImages, _data.TrainLabels, device)
-        : new TensorData(_data.TestImages, _data.TestLabels, device);
+    public override WorkloadData OpenData(DataSplit split, Device device)
+    {
+        var (images, labels) = split == DataSplit.Train ? _data.Train.Value : _data.Test.Value;
+        return new TensorData(images, labels, device);
+    }
 
     public override Tensor LossSum(Module<Tensor, Tensor> model, Batch batch) =>
         functional.cross_entropy(model.forward(batch.Inputs), batch.Targets, reduction: Reduction.Sum);
@@ -56,26 +58,32 @@ public sealed class ImageClassification : Workload<Module<Tensor, Tensor>>
     public override void Dispose() => _data.Dispose();
 }
 
-/// <summary>An image dataset's splits as CPU tensors: images float32 [N,1,H,W], labels int64 [N].</summary>
-internal sealed record ImageTensors(string Name, Tensor TrainImages, Tensor TrainLabels, Tensor TestImages, Tensor TestLabels, int Classes) : IDisposable
+/// <summary>
+/// An image dataset's splits as CPU tensors, images float32 [N,1,H,W], labels int64 [N], each made on
+/// first use: the checkpoint node evaluates on the held-out split and never needs the train split's
+/// floats (188 MB for Fashion-MNIST).
+/// </summary>
+internal sealed record ImageTensors(string Name, Lazy<(Tensor Images, Tensor Labels)> Train, Lazy<(Tensor Images, Tensor Labels)> Test,
+    int TrainCount, int TestCount, int Rows, int Columns, int Classes) : IDisposable
 {
     public static ImageTensors Load(DatasetSpec spec) =>
         spec.Name == "tensors" ? FromTensorFile(spec.Path!) : FromIdx(ImageDataset.Load(DatasetLocator.Locate(spec)));
 
     private static ImageTensors FromIdx(ImageDataset data)
     {
-        using var scope = NewDisposeScope();
-        Tensor Images(ImageSplit s)
+        (Tensor, Tensor) Split(ImageSplit s)
         {
+            using var scope = NewDisposeScope();
             var raw = tensor(s.Pixels, new long[] { s.Count, 1, s.Rows, s.Columns });
             // Explicit Scalars that live to the end: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
             using var scale = 255f.ToScalar();
             using var mean = data.Mean.ToScalar();
             using var std = data.Std.ToScalar();
-            return raw.to_type(ScalarType.Float32).div_(scale).sub_(mean).div_(std).DetachFromDisposeScope();
+            var images = raw.to_type(ScalarType.Float32).div_(scale).sub_(mean).div_(std).DetachFromDisposeScope();
+            return (images, tensor(s.Labels, new long[] { s.Count }).to_type(ScalarType.Int64).DetachFromDisposeScope());
         }
-        Tensor Labels(ImageSplit s) => tensor(s.Labels, new long[] { s.Count }).to_type(ScalarType.Int64).DetachFromDisposeScope();
-        return new ImageTensors(data.Name, Images(data.Train), Labels(data.Train), Images(data.Test), Labels(data.Test), data.Classes);
+        return new ImageTensors(data.Name, new(() => Split(data.Train)), new(() => Split(data.Test)),
+            data.Train.Count, data.Test.Count, data.Train.Rows, data.Train.Columns, data.Classes);
     }
 
     /// <summary>
@@ -109,8 +117,10 @@ internal sealed record ImageTensors(string Name, Tensor TrainImages, Tensor Trai
             var trainLabels = AsLabels(trainY, "train.y", trainImages.shape[0], path);
             var testLabels = AsLabels(testY, "test.y", testImages.shape[0], path);
             int classes = (int)Math.Max(trainLabels.max().item<long>(), testLabels.max().item<long>()) + 1;
-            return new ImageTensors(Path.GetFileName(path), trainImages.DetachFromDisposeScope(), trainLabels.DetachFromDisposeScope(),
-                testImages.DetachFromDisposeScope(), testLabels.DetachFromDisposeScope(), classes);
+            (Tensor, Tensor) train = (trainImages.DetachFromDisposeScope(), trainLabels.DetachFromDisposeScope());
+            (Tensor, Tensor) test = (testImages.DetachFromDisposeScope(), testLabels.DetachFromDisposeScope());
+            return new ImageTensors(Path.GetFileName(path), new(train), new(test), (int)train.Item1.shape[0], (int)test.Item1.shape[0],
+                (int)train.Item1.shape[2], (int)train.Item1.shape[3], classes);
         }
         finally
         {
@@ -149,9 +159,11 @@ internal sealed record ImageTensors(string Name, Tensor TrainImages, Tensor Trai
 
     public void Dispose()
     {
-        TrainImages.Dispose();
-        TrainLabels.Dispose();
-        TestImages.Dispose();
-        TestLabels.Dispose();
+        foreach (var split in new[] { Train, Test })
+            if (split.IsValueCreated)
+            {
+                split.Value.Images.Dispose();
+                split.Value.Labels.Dispose();
+            }
     }
 }
