@@ -21,6 +21,7 @@
 # BENCH_ONLY=1,2 runs a subset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$ORCH_ROOT/scripts/lib/cluster.sh"
 reps="${BENCH_REPS:-3}"
 threads="${BENCH_THREADS:-1}"
 dll="$(orch_built_dll Orchestrator.Cli orchestrator)"
@@ -249,7 +250,8 @@ for rep in $(seq "$reps"); do
   seed="$(cat "$rec_dir/nodes/worker-1.address")"
   victim=$(orch status "$id" --json | "$python" -c 'import json,sys; print([w for w in json.load(sys.stdin)["workers"] if w != sys.argv[1]][0])' "$seed")
   name=$(grep -l -x -F "$victim" "$rec_dir"/nodes/*.address | xargs -n1 basename | sed 's/\.address$//')
-  killed=$(date -u +%s%3N); kill -9 "$(cat "$rec_dir/nodes/$name.pid")"
+  pid="$(cat "$rec_dir/nodes/$name.pid")"; orch_pid_alive "$pid" "$rec_dir" || { echo "bench: $name ($pid) is not a node of $rec_dir" >&2; exit 1; }
+  killed=$(date -u +%s%3N); kill -9 "$pid"
   until grep -q "job $id: generation 2 training" "$rec_dir/logs/coordinator.log"; do sleep 0.5; done
   detected=$(log_ms "job $id: generation 1 interrupted"); again=$(log_ms "job $id: generation 2 training")
   step=$(grep -m1 -o "job $id: generation 2 resumes from the checkpoint at step [0-9]*" "$rec_dir/logs/coordinator.log" | grep -o '[0-9]*$')

@@ -33,14 +33,17 @@ while [ $# -gt 0 ]; do
 done
 [[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "local-cluster.sh: --workers must be a positive integer, was '$workers'" >&2; exit 2; }
 [[ "$devices" =~ ^[1-9][0-9]*$ ]] || { echo "local-cluster.sh: --devices-per-worker must be a positive integer, was '$devices'" >&2; exit 2; }
+# Everything in the run folder (keys, the API token, journals, logs) is the user's alone.
+umask 077
 mkdir -p "$dir"
+chmod 700 "$dir"
 dir="$(cd "$dir" && pwd)"
 
 running_nodes() {
   local f
   for f in "$dir"/nodes/*.pid; do
     [ -e "$f" ] || continue
-    orch_pid_alive "$(cat "$f")" && basename "$f" .pid
+    orch_pid_alive "$(cat "$f")" "$dir" && basename "$f" .pid
   done
   return 0
 }
@@ -50,12 +53,12 @@ down() {
   for f in "$dir"/nodes/*.pid; do
     [ -e "$f" ] || continue
     pid="$(cat "$f")"
-    if orch_pid_alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
+    if orch_pid_alive "$pid" "$dir"; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
   done
   local deadline=$((SECONDS + 15))
   for pid in "${pids[@]}"; do
-    while orch_pid_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    if orch_pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    while orch_pid_alive "$pid" "$dir" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    if orch_pid_alive "$pid" "$dir"; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
   rm -f "$dir"/nodes/*.pid "$dir/client.env"
   echo "local cluster in $dir: stopped ${#pids[@]} process(es)"
@@ -68,7 +71,7 @@ status() {
     any=1
     name="$(basename "$f" .role)"
     pid="$(cat "$dir/nodes/$name.pid" 2>/dev/null || echo -)"
-    if orch_pid_alive "$pid"; then state=running; else state=stopped; fi
+    if orch_pid_alive "$pid" "$dir"; then state=running; else state=stopped; fi
     printf '%-12s %-22s %-40s pid %-8s %s\n' "$name" "$(cat "$f")" "$(cat "$dir/nodes/$name.address")" "$pid" "$state"
   done
   [ $any = 1 ] || echo "no local cluster in $dir"
@@ -79,9 +82,11 @@ up() {
     echo "local-cluster.sh: a cluster is already running in $dir (scripts/local-cluster.sh down first)" >&2
     exit 1
   fi
-  orch_built_dll Orchestrator.Node orchestrator-node >/dev/null
+  local dll; dll="$(orch_built_dll Orchestrator.Node orchestrator-node)"
   rm -rf "$dir/nodes" "$dir/client.env"
   mkdir -p "$dir/logs"
+  # The cluster's own CA and one certificate for 127.0.0.1 that every node presents (kept across ups).
+  dotnet "$dll" init --dir "$dir/tls" --hosts 127.0.0.1 >/dev/null
   local coord_port api_port first_worker_port
   local ports=()
   mapfile -t ports < <(orch_free_ports $((workers + 2)))
@@ -89,7 +94,7 @@ up() {
   # Two seeds (the coordinator and the first worker), so that a restarted coordinator rejoins the
   # running cluster instead of forming an island of its own.
   cat >"$dir/cluster.env" <<ENV
-ORCH_SEEDS=akka.tcp://orchestrator@127.0.0.1:$coord_port,akka.tcp://orchestrator@127.0.0.1:$first_worker_port
+ORCH_SEEDS=akka.ssl.tcp://orchestrator@127.0.0.1:$coord_port,akka.ssl.tcp://orchestrator@127.0.0.1:$first_worker_port
 ORCH_COORDINATOR_PORT=$coord_port
 ORCH_API_PORT=$api_port
 ENV
@@ -104,7 +109,7 @@ ENV
   local token_file="$dir/data/coordinator/api-token" deadline=$((SECONDS + 90)) seen=0
   while [ $SECONDS -lt $deadline ]; do
     for f in "$dir"/nodes/*.pid; do
-      if ! orch_pid_alive "$(cat "$f")"; then
+      if ! orch_pid_alive "$(cat "$f")" "$dir"; then
         echo "local-cluster.sh: node $(basename "$f" .pid) exited; its log:" >&2
         tail -20 "$dir/logs/$(basename "$f" .pid).log" >&2
         down >/dev/null; exit 1
@@ -120,7 +125,6 @@ ENV
     echo "local-cluster.sh: only $seen of $workers worker(s) registered within 90 s; logs in $dir/logs" >&2
     down >/dev/null; exit 1
   fi
-  umask 077
   cat >"$dir/client.env" <<ENV
 ORCHESTRATOR_CONTACT=http://127.0.0.1:$api_port
 ORCHESTRATOR_TOKEN=$(cat "$token_file")
@@ -150,7 +154,7 @@ start_again() {
     source "$dir/cluster.env"
     deadline=$((SECONDS + 60))
     until orch_http_get "$ORCH_API_PORT" /health 2>/dev/null | grep -q '"ok"'; do
-      orch_pid_alive "$pid" || report_exit "$pid"
+      orch_pid_alive "$pid" "$dir" || report_exit "$pid"
       if [ $SECONDS -ge $deadline ]; then
         echo "local-cluster.sh: $node did not come back; its log: $dir/logs/$node.log" >&2; exit 1
       fi
@@ -160,7 +164,7 @@ start_again() {
     # Other nodes validate their configuration within a second or two of starting.
     deadline=$((SECONDS + 3))
     while [ $SECONDS -lt $deadline ]; do
-      orch_pid_alive "$pid" || report_exit "$pid"
+      orch_pid_alive "$pid" "$dir" || report_exit "$pid"
       sleep 0.3
     done
   fi

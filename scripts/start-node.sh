@@ -29,4 +29,4 @@ while [ -e "$dir/nodes/${roles//,/-}-$n.role" ]; do n=$((n + 1)); done
 name="${roles//,/-}-$n"
 port="$(orch_free_port)"
 orch_start_node "$dir" "$name" "$roles" "$port" "$@"
-echo "$name started: akka.tcp://orchestrator@127.0.0.1:$port, pid $(cat "$dir/nodes/$name.pid"), log $dir/logs/$name.log"
+echo "$name started: akka.ssl.tcp://orchestrator@127.0.0.1:$port, pid $(cat "$dir/nodes/$name.pid"), log $dir/logs/$name.log"

@@ -35,9 +35,14 @@ orch_http_get() {
   printf '%s' "${response#*$'\r\n\r\n'}"
 }
 
-# orch_pid_alive <pid>: true when the pid is a live orchestrator-node process (never trust a reused pid).
+# orch_pid_alive <pid> [run dir]: true when the pid is a live orchestrator-node process whose command
+# line names the run folder (its --data-dir is inside it): a reused pid, or another cluster's node, is
+# never taken for one of ours.
 orch_pid_alive() {
-  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q "orchestrator-node"
+  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
+  local cmdline; cmdline="$(tr '\0' ' ' <"/proc/$1/cmdline")"
+  [[ "$cmdline" == *orchestrator-node* ]] || return 1
+  [ -z "${2:-}" ] || [[ "$cmdline" == *"--data-dir $2/data/"* ]]
 }
 
 # orch_start_node <run dir> <name> <roles> <remoting port> [extra node args...]: starts one node in the
@@ -54,11 +59,12 @@ orch_start_node() {
   mkdir -p "$dir/nodes" "$dir/logs" "$dir/data/$name"
   local seeds=() s
   for s in ${ORCH_SEEDS//,/ }; do seeds+=(--seed "$s"); done
-  local args=(--roles "$roles" "${configs[@]}" --hostname 127.0.0.1 --port "$port" --data-dir "$dir/data/$name" "${seeds[@]}" "$@")
+  local args=(--roles "$roles" "${configs[@]}" --hostname 127.0.0.1 --port "$port" --data-dir "$dir/data/$name"
+              --certs "$dir/tls/nodes/127.0.0.1" "${seeds[@]}" "$@")
   # The exact arguments, so that `local-cluster.sh start <name>` can bring a stopped node back as it was.
   printf '%s\0' "${args[@]}" >"$dir/nodes/$name.args"
   echo "$roles" >"$dir/nodes/$name.role"
-  echo "akka.tcp://orchestrator@127.0.0.1:$port" >"$dir/nodes/$name.address"
+  echo "akka.ssl.tcp://orchestrator@127.0.0.1:$port" >"$dir/nodes/$name.address"
   orch_launch "$dir" "$name" "$dll" "${args[@]}"
 }
 
@@ -74,7 +80,7 @@ orch_launch() {
 orch_restart_node() {
   local dir="$1" name="$2"; shift 2
   [ -f "$dir/nodes/$name.args" ] || { echo "no node '$name' in $dir" >&2; return 2; }
-  if orch_pid_alive "$(cat "$dir/nodes/$name.pid" 2>/dev/null)"; then echo "node '$name' is running" >&2; return 1; fi
+  if orch_pid_alive "$(cat "$dir/nodes/$name.pid" 2>/dev/null)" "$dir"; then echo "node '$name' is running" >&2; return 1; fi
   local dll; dll="$(orch_built_dll Orchestrator.Node orchestrator-node)" || return 1
   local args=()
   mapfile -d '' args <"$dir/nodes/$name.args"

@@ -11,9 +11,12 @@ namespace Orchestrator.Node;
 /// defaults), then the <c>--config</c> files in order (cluster-config/), then the command line
 /// (<c>--set path=value</c>, then the named options). Read once; settings are validated before anything starts.
 /// </summary>
-public sealed record NodeConfiguration(Config Config, OrchestratorSettings Settings, string Hostname, int Port, IReadOnlyList<string> Seeds)
+public sealed record NodeConfiguration(Config Config, OrchestratorSettings Settings, string Hostname, int Port, IReadOnlyList<string> Seeds, NodeTls? Tls)
 {
     public const string SeedsVariable = "ORCHESTRATOR_SEEDS";
+
+    /// <summary>Akka's address scheme on this cluster: TLS unless the node runs <c>--insecure</c>.</summary>
+    public string Scheme => Tls is null ? "akka.tcp" : "akka.ssl.tcp";
 
     public static NodeConfiguration Build(NodeOptions options)
     {
@@ -51,18 +54,21 @@ public sealed record NodeConfiguration(Config Config, OrchestratorSettings Setti
         var port = options.Port ?? config.GetInt("akka.remote.dot-netty.tcp.port", 0);
         if (port is < 0 or > 65535) throw new NodeUsageException($"--port must be in [0, 65535], was {port}");
 
+        var tls = NodeTls.Resolve(options, config, hostname, settings.Api.Hostname);
+        var scheme = tls is null ? "akka.tcp" : "akka.ssl.tcp";
+
         var seeds = options.Seeds.Count > 0 ? options.Seeds
             : Environment.GetEnvironmentVariable(SeedsVariable) is { Length: > 0 } env
                 ? env.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 : config.GetStringList("akka.cluster.seed-nodes", []).ToArray();
         foreach (var seed in seeds)
-            if (!seed.StartsWith("akka.tcp://", StringComparison.Ordinal) || !Uri.TryCreate(seed.Replace("akka.tcp://", "tcp://"), UriKind.Absolute, out var uri) || uri.Port <= 0)
-                throw new NodeUsageException($"seed node must look like akka.tcp://orchestrator@host:port, was '{seed}'");
+            if (!seed.StartsWith(scheme + "://", StringComparison.Ordinal) || !Uri.TryCreate(seed.Replace(scheme + "://", "tcp://"), UriKind.Absolute, out var uri) || uri.Port <= 0)
+                throw new NodeUsageException($"seed node must look like {scheme}://orchestrator@host:port{(tls is null ? " (--insecure)" : "")}, was '{seed}'");
 
         var dataDir = Path.GetFullPath(settings.DataDir);
         settings = settings with { DataDir = dataDir };
         config = PersistenceDefaults(dataDir).WithFallback(config).WithFallback(SqlPersistence.DefaultConfiguration);
-        return new NodeConfiguration(config, settings, hostname, port, seeds);
+        return new NodeConfiguration(config, settings, hostname, port, seeds, tls);
     }
 
     /// <summary>

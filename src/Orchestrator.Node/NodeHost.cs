@@ -28,10 +28,16 @@ public static class NodeHost
         if (seeds.Length == 0)
         {
             if (!options.Has("coordinator"))
-                throw new NodeUsageException($"no seed nodes: give --seed akka.tcp://{SystemName}@host:port, ${NodeConfiguration.SeedsVariable} or akka.cluster.seed-nodes");
+                throw new NodeUsageException($"no seed nodes: give --seed {node.Scheme}://{SystemName}@host:port, ${NodeConfiguration.SeedsVariable} or akka.cluster.seed-nodes");
             if (node.Port == 0) throw new NodeUsageException("a coordinator without seed nodes seeds itself, so it needs a fixed --port");
-            seeds = [$"akka.tcp://{SystemName}@{node.Hostname}:{node.Port}"];
+            seeds = [$"{node.Scheme}://{SystemName}@{node.Hostname}:{node.Port}"];
         }
+        if (node.Tls is null)
+            Console.Error.WriteLine($"[WARNING][{DateTime.UtcNow:MM/dd/yyyy HH:mm:ss.fff}Z][orchestrator-node] --insecure: no TLS between nodes; " +
+                                    "anyone who can reach this node's ports can join its cluster (development on loopback only)");
+        else
+            Console.WriteLine($"[INFO][{DateTime.UtcNow:MM/dd/yyyy HH:mm:ss.fff}Z][orchestrator-node] TLS between nodes with {node.Tls.Folder}: " +
+                              $"'{node.Tls.Certificate.Subject}' (valid until {node.Tls.Certificate.NotAfter:yyyy-MM-dd}), peers must chain to '{node.Tls.Trust.Ca.Subject}'");
         Directory.CreateDirectory(node.Settings.DataDir);
 
         if (!options.Has("coordinator"))
@@ -67,7 +73,7 @@ public static class NodeHost
             json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         AddAkka(web.Services, options, node, seeds);
         var app = web.Build();
-        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes), $"akka.tcp://{SystemName}@{node.Hostname}:{node.Port}");
+        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes), $"{node.Scheme}://{SystemName}@{node.Hostname}:{node.Port}");
         await app.RunAsync(cancellation);
         return 0;
     }
@@ -103,10 +109,11 @@ public static class NodeHost
         services.AddAkka(SystemName, b =>
         {
             b.AddHocon(node.Config, HoconAddMode.Append)
-             .WithRemoting(new RemoteOptions { HostName = node.Hostname, Port = node.Port })
+             .WithRemoting(new RemoteOptions { HostName = node.Hostname, Port = node.Port, EnableSsl = node.Tls is not null })
              .WithClustering(new ClusterOptions { Roles = [.. options.Roles], SeedNodes = seeds })
              .WithCustomSerializer("orchestrator", [typeof(Core.Protocol.IOrchestratorMessage)], system => new OrchestratorSerializer(system))
              .WithStrictSerialization();
+            if (node.Tls is { } tls) b.AddSetup(tls.AkkaSetup());
 
             if (!options.Has("coordinator") && settings.Membership.RejoinWithoutCoordinatorAfter is { } limit)
             {

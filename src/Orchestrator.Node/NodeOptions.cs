@@ -9,7 +9,9 @@ public sealed record NodeOptions(
     IReadOnlyList<string> Seeds,
     string? DataDir,
     int? ApiPort,
-    IReadOnlyList<string> Settings)
+    IReadOnlyList<string> Settings,
+    string? CertsDir = null,
+    bool Insecure = false)
 {
     public static readonly IReadOnlyList<string> KnownRoles = ["coordinator", "worker", "checkpoint"];
 

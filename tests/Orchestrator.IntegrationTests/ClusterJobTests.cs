@@ -36,7 +36,7 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
             Assert.True(status.TryGetProperty(field, out _), $"status --json lacks '{field}': {status}");
         Assert.Equal(400, status.GetProperty("step").GetInt64());
         Assert.Equal(1, status.GetProperty("workers").GetArrayLength());
-        Assert.StartsWith("akka.tcp://orchestrator@127.0.0.1:", status.GetProperty("workers")[0].GetString());
+        Assert.StartsWith("akka.ssl.tcp://orchestrator@127.0.0.1:", status.GetProperty("workers")[0].GetString());
         Assert.Equal(System.Text.Json.JsonValueKind.Null, status.GetProperty("error").ValueKind);
         var weights = status.GetProperty("weights").GetString()!;
         Assert.True(File.Exists(weights), weights);
@@ -144,7 +144,7 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
     [Fact]
     public void Garbage_sent_to_the_remoting_port_and_the_job_api_leaves_the_coordinator_up()
     {
-        var remoting = new Uri(File.ReadAllText(Path.Combine(_cluster.Dir, "nodes", "coordinator.address")).Trim().Replace("akka.tcp://orchestrator@", "tcp://"));
+        var remoting = new Uri(File.ReadAllText(Path.Combine(_cluster.Dir, "nodes", "coordinator.address")).Trim().Replace("akka.ssl.tcp://orchestrator@", "tcp://"));
         var api = int.Parse(File.ReadAllLines(Path.Combine(_cluster.Dir, "cluster.env")).Single(l => l.StartsWith("ORCH_API_PORT=")).Split('=')[1]);
         var random = new Random(11);
         foreach (var port in new[] { remoting.Port, api })
