@@ -70,7 +70,8 @@ if (stream is not null)
     stream.Self = ringActor;
 }
 Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
-tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, TimeSpan.FromSeconds(30), CancellationToken.None);
+// Every rank derives the same key (a bench has no job runner to hand one out); the handshake is the product's.
+tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, System.Security.Cryptography.SHA256.HashData("bench"u8), TimeSpan.FromSeconds(30), CancellationToken.None);
 
 var barrier = new float[1];
 for (int size = 0; size < sizes.Length; size++)

@@ -24,6 +24,8 @@ public abstract class LinkRing : IDisposable
 /// <summary>TcpRingLinks on 127.0.0.1, each connected to its neighbours.</summary>
 public sealed class TcpRing : LinkRing
 {
+    /// <summary>The ring generation's key (the job runner hands one out per generation in a cluster).</summary>
+    public static readonly byte[] Key = RingHandshake.NewKey();
     private readonly TcpRingLink[] _links;
 
     public TcpRing(int size, CollectiveOptions options)
@@ -34,7 +36,7 @@ public sealed class TcpRing : LinkRing
         Engines = rings.Select((t, r) => new RingAllReduce(t, _links[r], options)).ToArray();
         if (size == 1) return;
         Task.WaitAll(rings.Select((t, r) => Task.Run(() =>
-            _links[r].Connect(t, $"127.0.0.1:{_links[t.Right].Port}", Engines[r], TimeSpan.FromSeconds(10), CancellationToken.None))).ToArray());
+            _links[r].Connect(t, $"127.0.0.1:{_links[t.Right].Port}", Engines[r], Key, TimeSpan.FromSeconds(10), CancellationToken.None))).ToArray());
     }
 
     public override void Dispose()

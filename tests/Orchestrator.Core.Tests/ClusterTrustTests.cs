@@ -59,9 +59,12 @@ public sealed class ClusterTrustTests : IDisposable
         Assert.True(first.CaCreated);
         var ca = File.ReadAllText(Path.Combine(_dir, "ca.crt"));
         var node = File.ReadAllText(Path.Combine(_dir, "nodes", "127.0.0.1", "node.crt"));
-        foreach (var key in new[] { "ca.key", "nodes/127.0.0.1/node.key", "client/client.key" })
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir, key)));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_dir));
+        if (!OperatingSystem.IsWindows())
+        {
+            foreach (var key in new[] { "ca.key", "nodes/127.0.0.1/node.key", "client/client.key" })
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir, key)));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_dir));
+        }
 
         var second = CertificateFolder.Init(_dir, ["127.0.0.1", "10.0.0.3"]);
         Assert.False(second.CaCreated);

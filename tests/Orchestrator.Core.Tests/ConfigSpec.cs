@@ -40,6 +40,19 @@ public sealed class ConfigSpec
     }
 
     [Fact]
+    public void Nothing_from_the_network_is_decoded_by_type_name_and_remote_deployment_and_harmful_messages_are_dropped()
+    {
+        Assert.Equal("Orchestrator.Core.Serialization.NoJsonSerializer, Orchestrator.Core", Shipped.GetString("akka.actor.serializers.json"));
+        Assert.Equal("Orchestrator.Core.Serialization.NoRemoteDeploymentSerializer, Orchestrator.Core", Shipped.GetString("akka.actor.serializers.daemon-create"));
+        Assert.True(Shipped.GetBoolean("akka.remote.untrusted-mode"));
+        // Selections from other nodes: Akka Cluster's own paths, the job manager singleton's, the worker agent. Nothing else.
+        Assert.Equal(["/system/cluster/core/daemon", "/system/cluster/heartbeatReceiver", "/system/remote-watcher",
+                      "/user/job-manager", "/user/job-manager/singleton", "/user/worker-agent"],
+            Shipped.GetStringList("akka.remote.trusted-selection-paths"));
+        Assert.Equal("", Shipped.GetString("orchestrator.tls.dir"));
+    }
+
+    [Fact]
     public void Checkpoints_live_in_the_data_folder_and_evaluation_takes_one_thread_by_default()
     {
         var settings = Orchestrator.Core.Settings.OrchestratorSettings.Create(ConfigurationFactory.ParseString("orchestrator.data-dir = /srv/o").WithFallback(Shipped));

@@ -47,6 +47,36 @@ public sealed class SerializerSpec : IDisposable
     }
 
     [Fact]
+    public void A_decoded_message_with_null_where_its_type_allows_none_is_refused_naming_the_member()
+    {
+        var serializer = new OrchestratorSerializer((ExtendedActorSystem)_system);
+        // What a hand-written MessagePack sender can put on the wire: GetJob(nil), a peer list with a nil in it.
+        var getJob = MessagePack.MessagePackSerializer.Serialize(new object?[] { null });
+        Assert.Contains("GetJob.Id is null", Assert.Throws<SerializationException>(() => serializer.FromBinary(getJob, "j.get")).Message);
+        var start = serializer.ToBinary(new TrainingProtocol.StartTraining("job-1", "{}", 1, 0, 2, ["a", null!]));
+        Assert.Contains("StartTraining.Peers[1] is null", Assert.Throws<SerializationException>(() => serializer.FromBinary(start, "t.start")).Message);
+        var inventory = serializer.ToBinary(new ClusterProtocol.WorkerInventory("node", [new ClusterProtocol.DeviceInfo(null!, 0, null)], null));
+        Assert.Contains("WorkerInventory.Devices[0].Type is null", Assert.Throws<SerializationException>(() => serializer.FromBinary(inventory, "c.inv")).Message);
+        // Nullable members stay nullable: an idle worker's inventory and a completion without metrics decode.
+        Assert.Null(((ClusterProtocol.WorkerInventory)serializer.FromBinary(serializer.ToBinary(new ClusterProtocol.WorkerInventory("node", [], null)), "c.inv")).RunningJob);
+    }
+
+    [Fact]
+    public void Type_name_JSON_and_remote_deployment_payloads_are_refused_unread_by_the_shipped_configuration()
+    {
+        // What Akka resolves "json" to (its System.Object fallback) is the refusing stand-in.
+        var json = _system.Serialization.FindSerializerForType(typeof(object), "json");
+        Assert.IsType<NoJsonSerializer>(json);
+        Assert.Equal(1, json.Identifier);
+        // A type-named payload as Akka's Newtonsoft serializer writes it: never read, so nothing is created.
+        var payload = System.Text.Encoding.UTF8.GetBytes("{\"$type\":\"System.IO.FileInfo, System.IO.FileSystem\",\"fileName\":\"/tmp/x\"}");
+        Assert.Contains("switched off", Assert.Throws<SerializationException>(() => _system.Serialization.Deserialize(payload, 1, typeof(object))).Message);
+        Assert.Throws<SerializationException>(() => _system.Serialization.Deserialize([1, 2, 3], 3, typeof(object)));
+        // Nothing of ours can go out through them either.
+        Assert.Throws<SerializationException>(() => { json.ToBinary(new Dictionary<string, object>()); });
+    }
+
+    [Fact]
     public void An_unknown_manifest_or_garbage_is_a_serialization_exception()
     {
         var serializer = new OrchestratorSerializer((ExtendedActorSystem)_system);

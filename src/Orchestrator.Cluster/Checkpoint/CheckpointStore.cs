@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Orchestrator.Cluster.Membership;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
@@ -23,6 +24,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     private readonly CheckpointSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Incoming> _incoming = new();
+    private readonly Dictionary<string, (int Generation, Address? Node)> _uploaders = new();
     private readonly HashSet<IActorRef> _watchers = [];
     private readonly SnapshotEvaluator _evaluator;
     private Task _disk = Task.CompletedTask;
@@ -60,6 +62,11 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     {
         _settings = settings;
         _evaluator = new SnapshotEvaluator(job => LoadedWorkload.Load(job, LocalPackage(job, packages)));
+        // Who may ask what: uploads only from a job's current rank 0 (named by its runner), downloads by workers,
+        // the rest by coordinators (a node's own actors always).
+        Receive<object>(m => Refused(m) is { } role && !Senders.FromRole(Context.System, Sender, role),
+            m => _log.Warning("refused {0} from {1}: needs a member with the {2} role", m.GetType().Name, Sender.Path, Refused(m)!));
+        Receive<UploaderFor>(m => _uploaders[m.JobId] = (m.Generation, Senders.ParseNode(m.Node)));
         Receive<SnapshotOffer>(OnOffer);
         Receive<SnapshotChunk>(OnChunk);
         Receive<Written>(OnWritten);
@@ -171,10 +178,25 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         return spec;
     }
 
+    /// <summary>The role a message's sender needs (null: anyone, checked otherwise or harmless).</summary>
+    private static string? Refused(object message) => message switch
+    {
+        UploaderFor or GetLatestCheckpoint or WatchCheckpoints or JobProtocol.GetCheckpoints => "coordinator",
+        FetchCheckpoint or SnapshotOffer => "worker",
+        _ => null,
+    };
+
     private void OnOffer(SnapshotOffer offer)
     {
-        if (offer.TransferId is null) return;   // from the network: nothing to answer to
         if (!JobIds.IsValid(offer.JobId)) { Sender.Tell(new TransferDone(offer.TransferId, false, $"invalid job id '{offer.JobId}'")); return; }
+        var from = Senders.IsLocal(Sender) ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : Sender.Path.Address;
+        if (!_uploaders.TryGetValue(offer.JobId, out var uploader) || uploader.Generation != offer.Generation || !from.Equals(uploader.Node))
+        {
+            _log.Warning("job {0}: refused a snapshot of step {1} from {2}: not the job's rank 0 of generation {3}", offer.JobId, offer.Step, Sender.Path,
+                offer.Generation);
+            Sender.Tell(new TransferDone(offer.TransferId, false, $"not the uploader of job {offer.JobId} generation {offer.Generation}"));
+            return;
+        }
         if (_incoming.Count >= _settings.MaxPendingOffers)
         {
             Sender.Tell(new TransferDone(offer.TransferId, false, $"{_incoming.Count} snapshots are on their way already (orchestrator.checkpoint.max-pending-offers); try later"));

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Orchestrator.Cluster.Checkpoint;
+using Orchestrator.Cluster.Membership;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
@@ -67,6 +68,13 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Timers.StartPeriodicTimer(nameof(WatchStore), WatchStore.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(10));
             Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
         });
+        // Requests come from this node (the job API) or another coordinator's; checkpoint news from a checkpoint node.
+        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers
+                             && !Senders.FromRole(Context.System, Sender, "coordinator"),
+            m => _log.Warning("refused {0} from {1}: not a coordinator of this cluster", m.GetType().Name, Sender.Path));
+        Command<object>(m => m is CheckpointProtocol.CheckpointsChanged or CheckpointProtocol.CheckpointWriteFailed
+                             && !Senders.FromRole(Context.System, Sender, CheckpointStoreLocator.Role),
+            m => _log.Warning("refused {0} from {1}: not a checkpoint node of this cluster", m.GetType().Name, Sender.Path));
         Command<SweepPackages>(_ => SweepUnreferencedPackages());
 
         Command<RequeueInterrupted>(_ => RequeueInterruptedJobs());

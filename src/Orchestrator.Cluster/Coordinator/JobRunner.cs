@@ -105,8 +105,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private void StartWorkers(long resumeStep)
     {
         var peers = _workers.Select(w => w.Node).ToList();
+        var ringKey = Collectives.Links.RingHandshake.NewKey();
         for (int rank = 0; rank < _workers.Count; rank++)
-            _workers[rank].Agent.Tell(new StartTraining(_jobId, _specJson, _generation, rank, _workers.Count, peers, _store ?? "", resumeStep));
+            _workers[rank].Agent.Tell(new StartTraining(_jobId, _specJson, _generation, rank, _workers.Count, peers, _store ?? "", resumeStep, ringKey));
         Timers.StartSingleTimer(nameof(ReadyDeadline), ReadyDeadline.Instance, ReadyTimeout);
         Become(Starting);
     }
@@ -121,6 +122,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             if (_endpoints.Count < _workers.Count) return;
             Timers.Cancel(nameof(ReadyDeadline));
             var begin = new BeginTraining(_jobId, _generation, Enumerable.Range(0, _workers.Count).Select(r => _endpoints[r]).ToList());
+            if (_store is not null)
+                ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_store).Tell(new CheckpointProtocol.UploaderFor(_jobId, _generation, _workers[0].Node));
             foreach (var w in _workers) w.Agent.Tell(begin);
             _log.Info("job {0}: generation {1} training on {2} worker(s)", _jobId, _generation, _workers.Count);
             Become(Running);
@@ -174,11 +177,13 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     {
         Receive<TrainingFailed>(m =>
         {
+            if (RankOf(Sender) is null) { _log.Warning("job {0}: refused a failure report from {1}, not a worker of this job", _jobId, Sender.Path); return; }
             if (m.Recoverable) Interrupt($"worker {m.Node}: {m.Error}", lost: []);
             else FailAndStop($"worker {m.Node}: {m.Error}");
         });
         Receive<TrainingStopped>(m =>
         {
+            if (RankOf(Sender) is null) return;   // not a worker of this job
             _active.Remove(Sender);
             // A worker that finished its last step stops while the others still finish theirs: expected.
             if (RankOf(Sender) is { } rank && _results.ContainsKey(rank)) return;

@@ -2,9 +2,11 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Orchestrator.Cluster.Membership;
 using Orchestrator.Cluster.Worker;
 using Orchestrator.Core.Settings;
 using static Orchestrator.Core.Protocol.ClusterProtocol;
+
 
 namespace Orchestrator.Cluster.Coordinator;
 
@@ -76,6 +78,12 @@ public sealed class WorkerRegistry : ReceiveActor, IWithTimers
     private void OnInventory(WorkerInventory inventory)
     {
         var address = Sender.Path.Address;
+        if (!Equals(Senders.ParseNode(inventory.Node), address) || !Senders.IsMemberWithRole(_cluster.State.Members, address, WorkerRole))
+        {
+            _log.Warning("refused a worker registration for {0} from {1}: only a member with the worker role registers, at its own address",
+                inventory.Node, Sender.Path);
+            return;
+        }
         _pending.Remove(address);
         if (!_workers.ContainsKey(address))
         {

@@ -20,6 +20,11 @@ public sealed class PackageServer : ReceiveActor
         Receive<FetchPackageChunk>(request =>
         {
             var replyTo = Sender;
+            if (!Membership.Senders.FromRole(Context.System, replyTo, "worker"))
+            {
+                replyTo.Tell(new PackageUnavailable(request.Sha256, "packages are sent to members with the worker role only"));
+                return;
+            }
             if (!PackageStore.IsHash(request.Sha256) || request.Offset < 0 || request.Length is <= 0 or > ChunkBytes)
             {
                 replyTo.Tell(new PackageUnavailable(request.Sha256 ?? "", $"bad request: offset {request.Offset}, length {request.Length}"));

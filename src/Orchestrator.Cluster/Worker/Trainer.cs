@@ -5,6 +5,7 @@ using Akka.Event;
 using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Collectives;
 using Orchestrator.Collectives.Links;
+using Orchestrator.Cluster.Membership;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
@@ -37,6 +38,7 @@ public sealed class Trainer : ReceiveActor
     private readonly CancellationTokenSource _cancel = new();
     private readonly TaskCompletionSource<RingAllReduce> _ring = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<IRingMessage> _early = [];
+    private long _refusedRingMessages;
     private readonly StartTraining _start;
     private readonly JobSpec _spec;
     private readonly string _node;
@@ -85,6 +87,15 @@ public sealed class Trainer : ReceiveActor
         Receive<BeginTraining>(Begin);
         Receive<IRingMessage>(message =>
         {
+            // Only from the node of the rank it names, in this ring's peer list (the engine checks the rank's place).
+            var from = Senders.IsLocal(Sender) ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : Sender.Path.Address;
+            if (!Senders.IsFromRank(message, from, _start.Peers))
+            {
+                if (_refusedRingMessages++ == 0)
+                    Context.GetLogger().Warning("job {0}: refused a {1} from {2}, which is not the ring member it names (further ones counted)",
+                        _start.JobId, message.GetType().Name, Sender.Path);
+                return;
+            }
             if (_engine is { } engine) engine.Deliver(message);
             else _early.Add(message);   // a neighbour that began a moment before this worker heard BeginTraining
         });
@@ -99,13 +110,13 @@ public sealed class Trainer : ReceiveActor
         Receive<TransferDone>(OnTransferDone);
         Receive<SnapshotOffer>(offer =>
         {
-            if (offer.TransferId != _downloadId) return;
+            if (offer.TransferId != _downloadId || !FromStore()) return;
             try { _download = new SnapshotAssembly(offer); }
             catch (InvalidDataException ex) { _resume.TrySetException(new CheckpointInvalidException(ex.Message)); }
         });
         Receive<SnapshotChunk>(chunk =>
         {
-            if (chunk.TransferId != _downloadId || _download is null) return;
+            if (chunk.TransferId != _downloadId || _download is null || !FromStore()) return;
             _download.Add(chunk);
             Sender.Tell(new SnapshotChunkAck(chunk.TransferId, chunk.Offset));
             if (!_download.IsComplete) return;
@@ -247,6 +258,10 @@ public sealed class Trainer : ReceiveActor
         _ring.TrySetResult(_engine);
     }
 
+    /// <summary>A download's offer and chunks come from the checkpoint actor this job was given.</summary>
+    private bool FromStore() =>
+        Senders.IsLocal(Sender) || (ActorPath.TryParse(_start.CheckpointStore, out var store) && store.Address.Equals(Sender.Path.Address));
+
     private string TrainerPath(string node) => $"{node}/user/{WorkerAgent.Name}/{ActorName(_start.JobId, _start.Generation)}";
 
     private TrainingCompleted Train(IActorRef parent, string outputDir, string endpoint, CancellationToken cancellation)
@@ -265,7 +280,7 @@ public sealed class Trainer : ReceiveActor
         {
             var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
             if (_tcp is not null)
-                _tcp.Connect(engine.Ring, _endpoints[engine.Ring.Right], engine, _settings.RingConnectTimeout, cancellation);
+                _tcp.Connect(engine.Ring, _endpoints[engine.Ring.Right], engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
             reducer = new RingReducer(engine, cancellation);
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Orchestrator.Cluster.Membership;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Settings;
 using static Orchestrator.Core.Protocol.ClusterProtocol;
@@ -41,6 +42,9 @@ public sealed class WorkerAgent : ReceiveActor
         _settings = settings;
         _packages = packages;
 
+        // Orders come only from this node or from a member with the coordinator role.
+        Receive<object>(m => m is RequestInventory or StartTraining or StopTraining or BeginTraining && !Senders.FromRole(Context.System, Sender, "coordinator"),
+            order => Context.GetLogger().Warning("refused {0} from {1}: not a coordinator of this cluster", order.GetType().Name, Sender.Path));
         Receive<RequestInventory>(_ =>
         {
             _registries.Add(Sender);

@@ -23,7 +23,9 @@ public sealed class TcpRingLink : IRingLink, IDisposable
     /// <summary>Chunks of this size keep the socket busy with few frames; the window bounds what is in flight.</summary>
     public const int ChunkBytes = 1024 * 1024;
     private const int HeaderBytes = 1 + 4 + 8 + 4 + 4 + 4;
-    private const byte Chunk = 1, Credit = 2, Abort = 3, Hello = 4;
+    private const byte Chunk = 1, Credit = 2, Abort = 3;
+    /// <summary>Handshakes under way at once on the listener; a connection beyond them is closed at once.</summary>
+    private const int MaxPendingHandshakes = 16;
     private const int WriteBufferBytes = 4 * 1024 * 1024;   // socket buffers: a few chunks in flight without blocking
 
     private static readonly MessagePackSerializerOptions Untrusted =
@@ -36,21 +38,23 @@ public sealed class TcpRingLink : IRingLink, IDisposable
     public TcpRingLink(IPAddress bindAddress, int port = 0)
     {
         _listener = new TcpListener(bindAddress, port);
-        _listener.Start(backlog: 4);
+        _listener.Start(backlog: 64);   // room for strangers' connections beside the neighbour's
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     /// <summary>
     /// Connects to the right neighbour and accepts the left one's connection, both within
-    /// <paramref name="timeout"/>; each side says its rank and generation first, so a stray or stale
-    /// connection is refused. Then starts delivering to <paramref name="engine"/>.
+    /// <paramref name="timeout"/>; both prove with <see cref="RingHandshake"/> that they hold this generation's
+    /// <paramref name="key"/>, so a stray, stale or forged connection is refused before it is read from.
+    /// Then starts delivering to <paramref name="engine"/>.
     /// </summary>
-    public void Connect(RingTopology ring, string rightEndpoint, RingAllReduce engine, TimeSpan timeout, CancellationToken cancellation)
+    public void Connect(RingTopology ring, string rightEndpoint, RingAllReduce engine, byte[] key, TimeSpan timeout, CancellationToken cancellation)
     {
+        if (key.Length < RingHandshake.KeyBytes) throw new ArgumentException($"the ring key must be {RingHandshake.KeyBytes} bytes", nameof(key));
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         deadline.CancelAfter(timeout);
-        var accept = Task.Factory.StartNew(() => AcceptLeft(ring, deadline.Token), CancellationToken.None,
+        var accept = Task.Factory.StartNew(() => AcceptLeft(ring, key, deadline.Token), CancellationToken.None,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
         Socket? right = null;
         bool connected = false;
@@ -58,11 +62,17 @@ public sealed class TcpRingLink : IRingLink, IDisposable
         {
             var (host, port) = ParseEndpoint(rightEndpoint);
             right = ConnectWithRetry(host, port, deadline.Token);
-            var hello = new byte[HeaderBytes];
-            WriteHeader(hello, Hello, ring.Generation, 0, ring.Rank, 0, 0);
-            right.Send(hello);
-            var rightConnection = new Connection(right, engine, $"right neighbour {ring.Describe(ring.Right)}");
-            var leftConnection = new Connection(accept.GetAwaiter().GetResult(), engine, $"left neighbour {ring.Describe(ring.Left)}");
+            bool proven;
+            using (deadline.Token.Register(right.Dispose))
+            {
+                try { proven = RingHandshake.Connect(right, key, ring.Generation, ring.Rank, ring.Right); }
+                catch (Exception ex) when (ex is IOException or SocketException && !deadline.IsCancellationRequested) { proven = false; }
+            }
+            if (!proven)
+                throw new CollectiveFailedException($"TCP ring link of {ring.Describe(ring.Rank)}: the listener at {rightEndpoint} did not prove it is " +
+                                                    $"{ring.Describe(ring.Right)} of ring generation {ring.Generation}", [ring.Right]);
+            var rightConnection = new Connection(right, engine, $"right neighbour {ring.Describe(ring.Right)}", ring.Right, fromLeft: false);
+            var leftConnection = new Connection(accept.GetAwaiter().GetResult(), engine, $"left neighbour {ring.Describe(ring.Left)}", ring.Left, fromLeft: true);
             if (_disposed)   // disposed (the trainer stopped) while connecting: nothing may start
             {
                 rightConnection.Dispose();
@@ -133,29 +143,44 @@ public sealed class TcpRingLink : IRingLink, IDisposable
         return socket;
     }
 
-    private Socket AcceptLeft(RingTopology ring, CancellationToken cancellation)
+    /// <summary>
+    /// Accepts connections until one proves it is the left neighbour of this generation. Each handshake runs on a
+    /// thread of its own with its own timeout, so connections that say nothing cannot hold the real neighbour up.
+    /// </summary>
+    private Socket AcceptLeft(RingTopology ring, byte[] key, CancellationToken cancellation)
     {
         var listener = _listener.Server;
-        while (true)
+        var winner = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int pending = 0;
+        try
         {
-            cancellation.ThrowIfCancellationRequested();
-            if (!listener.Poll(100_000, SelectMode.SelectRead)) continue;   // 0.1 s, then look at the deadline again
-            var client = Configure(listener.Accept());
-            client.ReceiveTimeout = 5000;   // a connection that says nothing is not our neighbour
-            try
+            while (!winner.Task.IsCompleted)
             {
-                var header = new byte[HeaderBytes];
-                for (int read = 0, n; read < header.Length; read += n)
-                    if ((n = client.Receive(header, read, header.Length - read, SocketFlags.None)) == 0) throw new IOException("closed");
-                var (type, generation, _, from, _, _) = ReadHeader(header);
-                if (type == Hello && generation == ring.Generation && from == ring.Left)
+                cancellation.ThrowIfCancellationRequested();
+                if (!listener.Poll(10_000, SelectMode.SelectRead)) continue;   // 10 ms, then look at the deadline and the handshakes again
+                var client = Configure(listener.Accept());
+                if (Interlocked.Increment(ref pending) > MaxPendingHandshakes)
                 {
-                    client.ReceiveTimeout = 0;
-                    return client;
+                    Interlocked.Decrement(ref pending);
+                    client.Dispose();
+                    continue;
                 }
+                new Thread(() =>
+                {
+                    try
+                    {
+                        if (RingHandshake.Accept(client, key, ring.Generation, ring.Left, ring.Rank) && winner.TrySetResult(client)) return;
+                    }
+                    catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException) { }
+                    finally { Interlocked.Decrement(ref pending); }
+                    client.Dispose();   // not our left neighbour of this generation (or one too late): refuse it
+                }) { IsBackground = true, Name = "ring-handshake" }.Start();
             }
-            catch (Exception ex) when (ex is IOException or SocketException) { }
-            client.Dispose();   // not our left neighbour of this generation: refuse it and keep listening
+            return winner.Task.Result;
+        }
+        finally
+        {
+            winner.TrySetCanceled();   // a handshake that ends after this is disposed by its own thread
         }
     }
 
@@ -200,8 +225,12 @@ public sealed class TcpRingLink : IRingLink, IDisposable
         (h[0], BinaryPrimitives.ReadInt32LittleEndian(h[1..]), BinaryPrimitives.ReadInt64LittleEndian(h[5..]),
          BinaryPrimitives.ReadInt32LittleEndian(h[13..]), BinaryPrimitives.ReadInt32LittleEndian(h[17..]), BinaryPrimitives.ReadInt32LittleEndian(h[21..]));
 
-    /// <summary>One socket with its writer and reader threads.</summary>
-    private sealed class Connection(Socket socket, RingAllReduce engine, string name) : IDisposable
+    /// <summary>
+    /// One socket with its writer and reader threads. What the reader accepts depends on the side: from the left
+    /// neighbour chunks and aborts, from the right one credits and aborts, always naming that neighbour's rank;
+    /// anything else ends the connection (the collective's deadline reports it).
+    /// </summary>
+    private sealed class Connection(Socket socket, RingAllReduce engine, string name, int peerRank, bool fromLeft) : IDisposable
     {
         // The writer's queue: a plain monitor, pulsed only when the writer sleeps (a wake-up costs more than the enqueue).
         private readonly Queue<object> _outbox = new();
@@ -305,7 +334,8 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                 {
                     _stream.ReadExactly(header);
                     var (type, generation, collective, from, a, length) = ReadHeader(header);
-                    if (length < 0 || length > CollectiveOptions.MaxChunkBytes) return;   // not our protocol: stop reading
+                    if (length < 0 || length > CollectiveOptions.MaxChunkBytes || from != peerRank) return;   // not our protocol: stop reading
+                    if (type == (fromLeft ? Credit : Chunk)) return;   // the wrong direction for this neighbour
                     switch (type)
                     {
                         case Chunk:
@@ -327,7 +357,9 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                         case Abort:
                             var body = new byte[length];
                             _stream.ReadExactly(body);
-                            engine.Deliver(MessagePackSerializer.Deserialize<RingAbort>(body, Untrusted));
+                            var abort = MessagePackSerializer.Deserialize<RingAbort>(body, Untrusted);
+                            Core.Serialization.CompleteMessages.Check(abort);   // no nulls where the engine reads
+                            engine.Deliver(abort);
                             break;
                         default:
                             return;

@@ -30,6 +30,13 @@ public static class CheckpointProtocol
         [property: Key(10)] long OptimizerLength,
         [property: Key(11)] string Sha256) : IOrchestratorMessage;
 
+    /// <summary>
+    /// Runner → store, when a ring generation begins: snapshots of this job are accepted only from
+    /// <paramref name="Node"/> (its rank 0) with this <paramref name="Generation"/>.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record UploaderFor([property: Key(0)] string JobId, [property: Key(1)] int Generation, [property: Key(2)] string Node) : IOrchestratorMessage;
+
     [MessagePackObject]
     public sealed record SnapshotChunk([property: Key(0)] string TransferId, [property: Key(1)] long Offset, [property: Key(2)] byte[] Data) : IOrchestratorMessage;
 

@@ -10,7 +10,8 @@ public static class TrainingProtocol
     /// <paramref name="Peers"/> are every worker's node address by rank; the ring is formed in that order.
     /// <paramref name="WorldSize"/> is the number of workers (fewer than the job asks for after a recovery
     /// down to minWorkers). <paramref name="CheckpointStore"/> is the checkpoint actor's path (empty: none);
-    /// <paramref name="ResumeStep"/> the checkpoint to continue from (-1: from the start).
+    /// <paramref name="ResumeStep"/> the checkpoint to continue from (-1: from the start). <paramref name="RingKey"/> is this
+    /// generation's secret for the TCP ring handshake (32 random bytes, the same for every rank, new for every generation).
     /// </summary>
     [MessagePackObject]
     public sealed record StartTraining(
@@ -21,7 +22,8 @@ public static class TrainingProtocol
         [property: Key(4)] int WorldSize,
         [property: Key(5)] IReadOnlyList<string> Peers,
         [property: Key(6)] string CheckpointStore = "",
-        [property: Key(7)] long ResumeStep = -1) : IOrchestratorMessage;
+        [property: Key(7)] long ResumeStep = -1,
+        [property: Key(8)] byte[]? RingKey = null) : IOrchestratorMessage;
 
     /// <summary>
     /// Agent → runner: the job's data is loaded and this worker is ready to join the ring.

@@ -45,6 +45,7 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(CheckpointProtocol.WatchCheckpoints)] = "k.watch",
         [typeof(CheckpointProtocol.CheckpointsChanged)] = "k.changed",
         [typeof(CheckpointProtocol.CheckpointWriteFailed)] = "k.failed",
+        [typeof(CheckpointProtocol.UploaderFor)] = "k.uploader",
         [typeof(JobProtocol.SubmitJob)] = "j.submit",
         [typeof(JobProtocol.JobAccepted)] = "j.accepted",
         [typeof(JobProtocol.JobRejected)] = "j.rejected",
@@ -99,8 +100,10 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         try
         {
             if (type == typeof(RingChunk)) return RingChunk.FromFrame(bytes);
-            return MessagePackSerializer.Deserialize(type, bytes, Options)
-                   ?? throw new SerializationException($"empty message for manifest [{manifest}]");
+            var message = MessagePackSerializer.Deserialize(type, bytes, Options)
+                          ?? throw new SerializationException($"empty message for manifest [{manifest}]");
+            CompleteMessages.Check(message);
+            return message;
         }
         catch (Exception ex) when (ex is MessagePackSerializationException or InvalidDataException)
         {
