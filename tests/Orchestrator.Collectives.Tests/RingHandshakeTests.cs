@@ -90,7 +90,7 @@ public sealed class RingHandshakeTests
     }
 
     [Fact]
-    public void The_handshake_passes_with_the_key_generation_and_ranks_and_fails_with_another_generation_or_rank()
+    public async Task The_handshake_passes_with_the_key_generation_and_ranks_and_fails_with_another_generation_or_rank()
     {
         var key = RingHandshake.NewKey();
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -102,7 +102,7 @@ public sealed class RingHandshakeTests
         {
             var accepted = Task.Run(() => RingHandshake.Accept(server, key, generation: 5, expectedRank: 2, ownRank: 3));
             Assert.True(RingHandshake.Connect(client, key, generation: 5, ownRank: 2, peerRank: 3));
-            Assert.True(accepted.Result);
+            Assert.True(await accepted);
         }
         // The right key but another generation, or another rank: refused.
         foreach (var (generation, rank) in new[] { (4, 2), (5, 1) })
@@ -111,9 +111,9 @@ public sealed class RingHandshakeTests
             using var server = listener.AcceptSocket();
             var accepted = Task.Run(() => RingHandshake.Accept(server, key, generation: 5, expectedRank: 2, ownRank: 3));
             var connecting = Task.Run(() => { try { return RingHandshake.Connect(client, key, generation, rank, 3); } catch (IOException) { return false; } });
-            Assert.False(accepted.Result);
+            Assert.False(await accepted);
             server.Dispose();
-            Assert.False(connecting.Result);
+            Assert.False(await connecting);
         }
     }
 
