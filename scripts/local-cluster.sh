@@ -105,7 +105,8 @@ ENV
     orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices" "${settings[@]}"
   done
 
-  # Ready when the API answers and lists every worker.
+  # Ready when the API answers and lists every worker. The client finds the API (https, checked against the
+  # cluster's CA) and the token through client.env, written as soon as the coordinator has made its token.
   local token_file="$dir/data/coordinator/api-token" deadline=$((SECONDS + 90)) seen=0
   while [ $SECONDS -lt $deadline ]; do
     for f in "$dir"/nodes/*.pid; do
@@ -116,7 +117,12 @@ ENV
       fi
     done
     if [ -s "$token_file" ]; then
-      seen="$( { orch_http_get "$api_port" /api/v1/workers "$(cat "$token_file")" 2>/dev/null || true; } | grep -o '"node"' | wc -l || true)"
+      [ -s "$dir/client.env" ] || cat >"$dir/client.env" <<ENV
+ORCHESTRATOR_CONTACT=https://127.0.0.1:$api_port
+ORCHESTRATOR_CA=$dir/tls/ca.crt
+ORCHESTRATOR_TOKEN=$(cat "$token_file")
+ENV
+      seen="$( { orch_api_workers "$dir" || true; } | grep -o '"node"' | wc -l || true)"
       [ "$seen" -ge "$workers" ] && break
     fi
     sleep 0.5
@@ -125,11 +131,7 @@ ENV
     echo "local-cluster.sh: only $seen of $workers worker(s) registered within 90 s; logs in $dir/logs" >&2
     down >/dev/null; exit 1
   fi
-  cat >"$dir/client.env" <<ENV
-ORCHESTRATOR_CONTACT=http://127.0.0.1:$api_port
-ORCHESTRATOR_TOKEN=$(cat "$token_file")
-ENV
-  echo "local cluster up in $dir: coordinator + $workers worker(s), job API http://127.0.0.1:$api_port"
+  echo "local cluster up in $dir: coordinator + $workers worker(s), job API https://127.0.0.1:$api_port (CA $dir/tls/ca.crt)"
   status
 }
 
@@ -153,7 +155,7 @@ start_again() {
     # shellcheck disable=SC1091
     source "$dir/cluster.env"
     deadline=$((SECONDS + 60))
-    until orch_http_get "$ORCH_API_PORT" /health 2>/dev/null | grep -q '"ok"'; do
+    until orch_api_workers "$dir" | grep -q '^\['; do
       orch_pid_alive "$pid" "$dir" || report_exit "$pid"
       if [ $SECONDS -ge $deadline ]; then
         echo "local-cluster.sh: $node did not come back; its log: $dir/logs/$node.log" >&2; exit 1

@@ -23,16 +23,13 @@ orch_free_ports() {
 
 orch_free_port() { orch_free_ports 1; }
 
-# orch_http_get <port> <path> [token]: the body of a GET to 127.0.0.1, or nothing when nobody answers
-# (bash's /dev/tcp, so curl is not needed; HTTP/1.0, so the server closes the connection when done).
-orch_http_get() {
-  local port="$1" path="$2" token="${3:-}" auth="" response
-  [ -n "$token" ] && auth="Authorization: Bearer $token"$'\r\n'
-  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n' "$path" "$auth" >&3
-  response="$(timeout 5 cat <&3)" || true
-  exec 3<&- 3>&-
-  printf '%s' "${response#*$'\r\n\r\n'}"
+# orch_api_workers <run dir>: the job API's worker list (JSON) through the client with the run folder's
+# client.env only (contact, CA, token: the token never goes on a command line), or nothing when the API
+# does not answer.
+orch_api_workers() {
+  local cli; cli="$(orch_built_dll Orchestrator.Cli orchestrator)" || return 1
+  ORCHESTRATOR_RUN_DIR="$1" ORCHESTRATOR_CONTACT='' ORCHESTRATOR_TOKEN='' ORCHESTRATOR_CA='' ORCHESTRATOR_CLIENT_CONFIG=/dev/null \
+    timeout 20 dotnet "$cli" workers --json 2>/dev/null
 }
 
 # orch_pid_alive <pid> [run dir]: true when the pid is a live orchestrator-node process whose command

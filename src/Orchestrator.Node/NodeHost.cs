@@ -68,12 +68,19 @@ public static class NodeHost
         var token = ApiToken.Load(node.Settings.Api.Token, node.Settings.DataDir);
         var web = WebApplication.CreateSlimBuilder([]);
         ConfigureLogging(web.Logging);
-        web.WebHost.UseUrls($"http://{node.Settings.Api.Hostname}:{node.Settings.Api.Port}");
+        // HTTPS with the node's certificate whenever the node has one (the client checks it against the cluster CA);
+        // plain HTTP only for an --insecure node, which is on loopback.
+        if (node.Tls is { } apiTls)
+        {
+            web.WebHost.UseKestrelHttpsConfiguration();
+            web.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = apiTls.Certificate));
+        }
+        web.WebHost.UseUrls($"{(node.Tls is null ? "http" : "https")}://{node.Settings.Api.Hostname}:{node.Settings.Api.Port}");
         web.Services.ConfigureHttpJsonOptions(json =>
             json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         AddAkka(web.Services, options, node, seeds);
         var app = web.Build();
-        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes), $"{node.Scheme}://{SystemName}@{node.Hostname}:{node.Port}");
+        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes));
         await app.RunAsync(cancellation);
         return 0;
     }

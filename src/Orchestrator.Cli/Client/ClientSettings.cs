@@ -7,15 +7,21 @@ namespace Orchestrator.Cli.Client;
 /// the command line, the environment (ORCHESTRATOR_CONTACT, ORCHESTRATOR_TOKEN), cluster-config/client.conf,
 /// then the local cluster's run folder (client.env, written by scripts/local-cluster.sh).
 /// </summary>
-public sealed record ClientSettings(Uri Contact, string Token, TimeSpan ConnectTimeout, TimeSpan RequestTimeout)
+/// <remarks>
+/// Over https the server must present a certificate from the cluster's CA: <see cref="CaPath"/> comes from <c>--ca</c>,
+/// ORCHESTRATOR_CA, <c>ca</c> in client.conf or the run folder, in that order. Without one, the operating system's
+/// store decides (a job API behind a proxy with a public certificate).
+/// </remarks>
+public sealed record ClientSettings(Uri Contact, string Token, TimeSpan ConnectTimeout, TimeSpan RequestTimeout, string? CaPath = null)
 {
+    public const string CaVariable = "ORCHESTRATOR_CA";
     public const string ContactVariable = "ORCHESTRATOR_CONTACT";
     public const string TokenVariable = "ORCHESTRATOR_TOKEN";
     public const string ConfigVariable = "ORCHESTRATOR_CLIENT_CONFIG";
     public const string RunDirVariable = "ORCHESTRATOR_RUN_DIR";
     public const string DefaultRunDir = ".orchestrator/local";
 
-    public static ClientSettings Resolve(string? contactOption, string? tokenOption)
+    public static ClientSettings Resolve(string? contactOption, string? tokenOption, string? caOption = null)
     {
         var config = LoadConfig();
         var runFolder = LoadClientEnv();
@@ -27,7 +33,10 @@ public sealed record ClientSettings(Uri Contact, string Token, TimeSpan ConnectT
             throw new UsageException($"--contact must be an http:// or https:// address, was '{contact}'");
         if (token is null)
             throw new UsageException($"no API token: give --token, set {TokenVariable}, or read it from the coordinator's <data-dir>/api-token");
-        return new ClientSettings(uri, token, config.GetTimeSpan("connect-timeout", TimeSpan.FromSeconds(5)), config.GetTimeSpan("request-timeout", TimeSpan.FromSeconds(30)));
+        string? ca = First(caOption, Environment.GetEnvironmentVariable(CaVariable), config.GetString("ca", ""), runFolder.GetValueOrDefault(CaVariable));
+        if (ca is not null && !File.Exists(ca))
+            throw new UsageException($"--ca: the cluster CA certificate {ca} does not exist (it is ca.crt in the folder orchestrator-node init wrote)");
+        return new ClientSettings(uri, token, config.GetTimeSpan("connect-timeout", TimeSpan.FromSeconds(5)), config.GetTimeSpan("request-timeout", TimeSpan.FromSeconds(30)), ca);
     }
 
     private static string? First(params string?[] values) => values.FirstOrDefault(v => !string.IsNullOrWhiteSpace(v))?.Trim();

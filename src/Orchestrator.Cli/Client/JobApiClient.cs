@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
+using Orchestrator.Core.Security;
 
 namespace Orchestrator.Cli.Client;
 
@@ -27,8 +29,31 @@ public sealed class JobApiClient : IDisposable
     {
         _settings = settings;
         var handler = new SocketsHttpHandler { ConnectTimeout = settings.ConnectTimeout };
+        if (settings.CaPath is { } caPath)
+        {
+            // Pinned to the cluster's CA: the node's certificate must chain to it and name the host dialled.
+            var trust = LoadTrust(caPath);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                var peer = certificate as X509Certificate2 ?? (certificate is null ? null : X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+                if (trust.VerifyTls(peer, errors, checkName: true, ClusterTrust.ServerAuthOid, out var reason)) return true;
+                _refusal = reason;
+                return false;
+            };
+        }
         _http = new HttpClient(handler) { BaseAddress = settings.Contact, Timeout = settings.RequestTimeout };
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", settings.Token);
+    }
+
+    private string? _refusal;
+
+    private static ClusterTrust LoadTrust(string caPath)
+    {
+        try { return ClusterTrust.Load(caPath); }
+        catch (Exception ex) when (ex is IOException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            throw new UsageException($"--ca {caPath}: {ex.Message}");
+        }
     }
 
     public JsonElement Get(string path) => Send(() => new HttpRequestMessage(HttpMethod.Get, path));
@@ -67,6 +92,12 @@ public sealed class JobApiClient : IDisposable
             try
             {
                 response = _http.Send(message);
+            }
+            catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
+            {
+                var why = _refusal ?? ex.InnerException?.Message ?? ex.Message;
+                var hint = _settings.CaPath is null ? $" (give the cluster's CA with --ca, {ClientSettings.CaVariable} or ca in client.conf)" : "";
+                throw new ApiException($"the job API at {_settings.Contact} is not this cluster's: {why}{hint}", ExitCodes.Failed);
             }
             catch (HttpRequestException ex)
             {

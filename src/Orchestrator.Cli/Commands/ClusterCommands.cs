@@ -28,12 +28,14 @@ public static class ClusterCommands
 
     private sealed class Connection
     {
-        public readonly Option<string?> Contact = new("--contact") { Description = "the job API, http://host:port (default: $ORCHESTRATOR_CONTACT, cluster-config/client.conf, or the local cluster's run folder)" };
+        public readonly Option<string?> Contact = new("--contact") { Description = "the job API, https://host:port (http:// for an --insecure cluster; default: $ORCHESTRATOR_CONTACT, cluster-config/client.conf, or the local cluster's run folder)" };
         public readonly Option<string?> Token = new("--token") { Description = "the API token (default: $ORCHESTRATOR_TOKEN, cluster-config/client.conf, or the local cluster's run folder)" };
 
-        public void AddTo(Command command) { command.Options.Add(Contact); command.Options.Add(Token); }
+        public readonly Option<string?> Ca = new("--ca") { Description = "the cluster's CA certificate (ca.crt from orchestrator-node init), which an https job API must chain to (default: $ORCHESTRATOR_CA, cluster-config/client.conf, or the local cluster's run folder)" };
 
-        public JobApiClient Open(ParseResult result) => new(ClientSettings.Resolve(result.GetValue(Contact), result.GetValue(Token)));
+        public void AddTo(Command command) { command.Options.Add(Contact); command.Options.Add(Token); command.Options.Add(Ca); }
+
+        public JobApiClient Open(ParseResult result) => new(ClientSettings.Resolve(result.GetValue(Contact), result.GetValue(Token), result.GetValue(Ca)));
     }
 
     private static Command Submit()
