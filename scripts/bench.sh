@@ -140,24 +140,31 @@ allreduces="${BENCH_ALLREDUCES:-15}"
 
 if want 2; then
 sizes="${BENCH_SIZES:-0.2,1,16,64}"
+# The akka link runs over TLS with mutual authentication, as on every cluster (akka-plain: the same without
+# TLS, to show what TLS costs); the tcp link authenticates each connection once, at connect.
+"$ORCH_ROOT/scripts/orchestrator-node" init --dir "$work/tls" --hosts 127.0.0.1 >/dev/null
+certs=(--certs "$work/tls/nodes/127.0.0.1")
 for world in 2 3; do
   echo
   echo "== 2. all-reduce bus bandwidth, $world processes on loopback (GB/s; median of $reps runs of $allreduces all-reduces) =="
   : >"$work/akka-$world.jsonl"; : >"$work/tcp-$world.jsonl"; : >"$work/gloo-$world.jsonl"; : >"$work/rss-$world"; : >"$work/stream-$world.jsonl"
+  : >"$work/plain-$world.jsonl"
   for _ in $(seq "$reps"); do
-    ring_bench akka-stream "$world" "$sizes" >>"$work/stream-$world.jsonl"
-    ring_bench akka "$world" "$sizes" >>"$work/akka-$world.jsonl"; echo "akka $(cat "$work/rss")" >>"$work/rss-$world"
+    ring_bench akka-stream "$world" "$sizes" "${certs[@]}" >>"$work/stream-$world.jsonl"
+    ring_bench akka "$world" "$sizes" "${certs[@]}" >>"$work/akka-$world.jsonl"; echo "akka $(cat "$work/rss")" >>"$work/rss-$world"
+    ring_bench akka "$world" "$sizes" >>"$work/plain-$world.jsonl"
     ring_bench tcp "$world" "$sizes" >>"$work/tcp-$world.jsonl"; echo "tcp $(cat "$work/rss")" >>"$work/rss-$world"
     [ "$have_torch" = 1 ] && gloo_bench "$world" "$sizes" >>"$work/gloo-$world.jsonl"
   done
-  printf '%-6s %10s %10s %10s %10s %10s %14s %14s\n' MiB akka tcp gloo akka/gloo tcp/gloo akka-stream akka/stream
+  printf '%-6s %10s %10s %10s %10s %10s %14s %14s %11s %11s\n' MiB akka tcp gloo akka/gloo tcp/gloo akka-stream akka/stream akka-plain akka/plain
   for mib in ${sizes//,/ }; do
     a=$(jfield busbwGBs "$mib" "$work/akka-$world.jsonl" | median); t=$(jfield busbwGBs "$mib" "$work/tcp-$world.jsonl" | median)
     g=$(jfield busbwGBs "$mib" "$work/gloo-$world.jsonl" | median); st=$(jfield busbwGBs "$mib" "$work/stream-$world.jsonl" | median)
-    printf '%-6s %10s %10s %10s %10s %10s %14s %14s\n' "$mib" "${a:-n/a}" "${t:-n/a}" "${g:-n/a}" "$(ratio "$a" "$g")" "$(ratio "$t" "$g")" \
-      "${st:-n/a}" "$(ratio "$a" "$st")"
+    pl=$(jfield busbwGBs "$mib" "$work/plain-$world.jsonl" | median)
+    printf '%-6s %10s %10s %10s %10s %10s %14s %14s %11s %11s\n' "$mib" "${a:-n/a}" "${t:-n/a}" "${g:-n/a}" "$(ratio "$a" "$g")" "$(ratio "$t" "$g")" \
+      "${st:-n/a}" "$(ratio "$a" "$st")" "${pl:-n/a}" "$(ratio "$a" "$pl")"
   done
-  echo "akka-stream: the same bytes per rank streamed over Akka Remote in the akka link's chunks and window, with no all-reduce: what Akka Remote itself carries here"
+  echo "akka and akka-stream over TLS (as clusters run); akka-plain: the akka link without TLS. akka-stream: the same bytes per rank streamed over Akka Remote in the akka link's chunks and window, with no all-reduce: what Akka Remote itself carries here"
   echo "peak RSS per process, MiB (rank 0/rank 1/...; last run): $(grep '^akka' "$work/rss-$world" | tail -1), $(grep '^tcp' "$work/rss-$world" | tail -1)," \
     "gloo rank 0 $(jfield rssMiB "${sizes##*,}" "$work/gloo-$world.jsonl" | tail -1)"
 done

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
 using Akka.Actor;
+using Akka.Actor.Setup;
 using Akka.Cluster;
 using Akka.Configuration;
 using Orchestrator.Collectives;
@@ -12,9 +13,10 @@ using Orchestrator.Core.Settings;
 
 // One rank of the all-reduce benchmark. Every rank is a cluster member (so the failure detector
 // watches the same connection that carries the chunks) and sums float32 buffers over the ring.
-// Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp
+// Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp [--certs D]
 // (--transport akka-stream: no all-reduce, only the bytes one moves per rank, streamed over Akka Remote)
 //                           --mib 16,64 --reps N [--seconds S] [--warmup-seconds S] [--chunk-kib K] [--window W] [--hocon H]
+// --certs D: Akka Remote over TLS with the node certificate folder D (as cluster nodes run); without it, plain TCP.
 // Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw, unreachable events, peak RSS.
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--")).ToDictionary(p => p.a[2..], p => args[p.i + 1]);
 int rank = int.Parse(options["rank"]);
@@ -29,13 +31,18 @@ double soakSeconds = double.Parse(options.GetValueOrDefault("seconds", "0"), Cul
 double warmupSeconds = double.Parse(options.GetValueOrDefault("warmup-seconds", "2"), CultureInfo.InvariantCulture);
 int world = ports.Length;
 
+var certs = options.GetValueOrDefault("certs");
+var scheme = certs is null ? "akka.tcp" : "akka.ssl.tcp";
 var config = ConfigurationFactory.ParseString($$"""
-    akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{ports[rank]}} }
-    akka.cluster.seed-nodes = ["akka.tcp://bench@127.0.0.1:{{ports[0]}}"]
+    akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{ports[rank]}}, enable-ssl = {{(certs is null ? "off" : "on")}} }
+    akka.cluster.seed-nodes = ["{{scheme}}://bench@127.0.0.1:{{ports[0]}}"]
     akka.coordinated-shutdown.exit-clr = off
     akka.loglevel = WARNING
     """).WithFallback(ConfigurationFactory.ParseString(options.GetValueOrDefault("hocon", ""))).WithFallback(OrchestratorSettings.DefaultConfig());
-using var system = ActorSystem.Create("bench", config);
+var setup = BootstrapSetup.Create().WithConfig(config);
+using var system = certs is null
+    ? ActorSystem.Create("bench", setup)
+    : ActorSystem.Create("bench", ActorSystemSetup.Create(setup, Identity(certs)));
 var cluster = Cluster.Get(system);
 var unreachable = 0;
 var watcher = system.ActorOf(Props.Create(() => new UnreachableCounter(() => Interlocked.Increment(ref unreachable))), "watch");
@@ -47,7 +54,7 @@ while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up) < world)
     Thread.Sleep(100);
 }
 
-var nodes = ports.Select(p => $"akka.tcp://bench@127.0.0.1:{p}").ToArray();
+var nodes = ports.Select(p => $"{scheme}://bench@127.0.0.1:{p}").ToArray();
 var ring = new RingTopology(1, rank, nodes);
 // Chunk size and window default to what the trainers use; the options are for trying others.
 bool overTcp = transport == "tcp";
@@ -118,6 +125,13 @@ tcp?.Dispose();
 cluster.Leave(cluster.SelfAddress);
 system.Terminate().Wait(TimeSpan.FromSeconds(10));
 return unreachable == 0 ? 0 : 3;
+
+static Akka.Remote.Transport.DotNetty.DotNettySslSetup Identity(string folder)
+{
+    var (certificate, trust) = Orchestrator.Core.Security.CertificateFolder.LoadIdentity(folder,
+        Orchestrator.Core.Security.CertificateFolder.NodeCertificate, Orchestrator.Core.Security.CertificateFolder.NodeKey);
+    return Orchestrator.Core.Security.RemoteTls.Setup(certificate, trust);
+}
 
 static long PeakRssMiB() =>
     File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:")).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024).FirstOrDefault();

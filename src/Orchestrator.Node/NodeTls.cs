@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Configuration;
-using Akka.Event;
 using Akka.Remote.Transport.DotNetty;
 using Orchestrator.Core.Security;
 
@@ -50,15 +49,5 @@ public sealed record NodeTls(string Folder, X509Certificate2 Certificate, Cluste
         $"Make certificates with `orchestrator-node init --dir <folder> --hosts {hostname}` and start the node with --certs <folder>/nodes/{hostname}";
 
     /// <summary>Akka's TLS setup: our certificate for both directions, mutual authentication, and the pinned check in place of the OS store's.</summary>
-    public DotNettySslSetup AkkaSetup() =>
-        new(Certificate, suppressValidation: false, requireMutualAuthentication: true, validateCertificateHostname: false,
-            customValidator: (peer, _, remote, errors, log) =>
-            {
-                // Akka hands the outbound side the address it dialled and the inbound side the peer's socket address
-                // (which names no host): the name is checked where one was dialled.
-                bool dialled = remote.Contains("://", StringComparison.Ordinal);
-                if (Trust.VerifyTls(peer, errors, checkName: dialled, ClusterTrust.ServerAuthOid, out var reason)) return true;
-                log.Warning("refused a TLS connection {0} {1}: {2}", dialled ? "to" : "from", remote, reason);
-                return false;
-            });
+    public DotNettySslSetup AkkaSetup() => RemoteTls.Setup(Certificate, Trust);
 }

@@ -47,7 +47,7 @@ public sealed class ConfigSpec
         Assert.True(Shipped.GetBoolean("akka.remote.untrusted-mode"));
         // Selections from other nodes: Akka Cluster's own paths, the job manager singleton's, the worker agent. Nothing else.
         Assert.Equal(["/system/cluster/core/daemon", "/system/cluster/heartbeatReceiver", "/system/remote-watcher",
-                      "/user/job-manager", "/user/job-manager/singleton", "/user/worker-agent"],
+                      "/user/job-manager", "/user/job-manager/job-manager", "/user/worker-agent"],
             Shipped.GetStringList("akka.remote.trusted-selection-paths"));
         Assert.Equal("", Shipped.GetString("orchestrator.tls.dir"));
     }

@@ -45,11 +45,11 @@ public sealed class StrangerTests : IDisposable
             using var stranger = Stranger.Start(name, certificate, useTls);
             var target = useTls ? coordinator : coordinator.Replace("akka.ssl.tcp://", "akka.tcp://");
             stranger.System.ActorSelection($"{target}/user/job-manager/*").Tell(new JobProtocol.SubmitJob(RogueJob));
-            stranger.System.ActorSelection($"{target}/user/job-manager/singleton").Tell(new JobProtocol.SubmitJob(RogueJob));
+            stranger.System.ActorSelection($"{target}/user/job-manager/job-manager").Tell(new JobProtocol.SubmitJob(RogueJob));
             // Nobody answers a stranger: it never has a connection to send on, so its Identify ends in its own dead
             // letters (which answer "no such actor") or times out.
             ActorIdentity? identity = null;
-            try { identity = await stranger.System.ActorSelection($"{target}/user/job-manager/singleton").Ask<ActorIdentity>(new Identify(1), TimeSpan.FromSeconds(5)); }
+            try { identity = await stranger.System.ActorSelection($"{target}/user/job-manager/job-manager").Ask<ActorIdentity>(new Identify(1), TimeSpan.FromSeconds(5)); }
             catch (AskTimeoutException) { }
             Assert.True(identity?.Subject is null, $"{name}: the job manager answered {identity?.Subject}");
         }
@@ -75,10 +75,10 @@ public sealed class StrangerTests : IDisposable
 
         // The job manager: by an untrusted selection, and straight at the singleton's path.
         stranger.System.ActorSelection($"{coordinator}/user/job-manager/*").Tell(new JobProtocol.SubmitJob(RogueJob), me);
-        At($"{coordinator}/user/job-manager/singleton").Tell(new JobProtocol.SubmitJob(RogueJob), me);
-        At($"{coordinator}/user/job-manager/singleton").Tell(new JobProtocol.CancelJob(job), me);
+        At($"{coordinator}/user/job-manager/job-manager").Tell(new JobProtocol.SubmitJob(RogueJob), me);
+        At($"{coordinator}/user/job-manager/job-manager").Tell(new JobProtocol.CancelJob(job), me);
         // A fake worker registering itself at a worker's address, and an order to a real worker.
-        At($"{coordinator}/user/job-manager/singleton/job-manager/worker-registry").Tell(new ClusterProtocol.WorkerInventory(worker, [new ClusterProtocol.DeviceInfo("cpu", 0, null)], null), me);
+        At($"{coordinator}/user/job-manager/job-manager/job-manager/worker-registry").Tell(new ClusterProtocol.WorkerInventory(worker, [new ClusterProtocol.DeviceInfo("cpu", 0, null)], null), me);
         At($"{worker}/user/worker-agent").Tell(new TrainingProtocol.StartTraining("rogue-1", RogueJob, 1, 0, 1, [worker]), me);
         // A checkpoint far ahead of the job's, which would become its resume point (and whose retention would delete the real ones).
         var offer = new CheckpointProtocol.SnapshotOffer("t-rogue", job, RogueJob, 1, 999_999_999, 0, 0, 64, new string('0', 64), 10, 10, new string('0', 64));
@@ -86,7 +86,7 @@ public sealed class StrangerTests : IDisposable
         At($"{coordinator}/user/checkpoint-store").Tell(new CheckpointProtocol.UploaderFor(job, 1, "akka.ssl.tcp://stranger@127.0.0.1:1"), me);
         // Type-named JSON (Akka's Newtonsoft serializer, id 1) to every role's actors, and a remote deployment onto a worker.
         var canary = new Dictionary<string, object> { ["canary"] = new FileInfo(Path.Combine(_cluster.Dir, "canary")) };
-        foreach (var path in new[] { $"{coordinator}/user/job-manager/singleton", $"{coordinator}/user/checkpoint-store", $"{coordinator}/user/package-store",
+        foreach (var path in new[] { $"{coordinator}/user/job-manager/job-manager", $"{coordinator}/user/checkpoint-store", $"{coordinator}/user/package-store",
                      $"{worker}/user/worker-agent" })
             At(path).Tell(canary, me);
         stranger.System.ActorOf(Props.Create(() => new Canary(Path.Combine(_cluster.Dir, "deployed")))
