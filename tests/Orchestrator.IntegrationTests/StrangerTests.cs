@@ -85,7 +85,7 @@ public sealed class StrangerTests : IDisposable
         At($"{coordinator}/user/checkpoint-store").Tell(offer, me);
         At($"{coordinator}/user/checkpoint-store").Tell(new CheckpointProtocol.UploaderFor(job, 1, "akka.ssl.tcp://stranger@127.0.0.1:1"), me);
         // Type-named JSON (Akka's Newtonsoft serializer, id 1) to every role's actors, and a remote deployment onto a worker.
-        var canary = new Dictionary<string, object> { ["canary"] = new FileInfo(Path.Combine(_cluster.Dir, "canary")) };
+        var canary = new Dictionary<string, object> { ["canary"] = new FileCanary(Path.Combine(_cluster.Dir, "canary")) };
         foreach (var path in new[] { $"{coordinator}/user/job-manager/job-manager", $"{coordinator}/user/checkpoint-store", $"{coordinator}/user/package-store",
                      $"{worker}/user/worker-agent" })
             At(path).Tell(canary, me);
@@ -124,6 +124,17 @@ public sealed class StrangerTests : IDisposable
     }
 
     public void Dispose() => _cluster.Dispose();
+
+    /// <summary>A type whose setter writes a file: decoding it anywhere would leave <c>canary</c> in the run folder.</summary>
+    public sealed class FileCanary(string path)
+    {
+        private string _path = path;   // set here without writing: only a decoder calls the setter
+        public string Path
+        {
+            get => _path;
+            set { _path = value; if (value.Length > 0) File.WriteAllText(value, "decoded"); }
+        }
+    }
 
     /// <summary>Where the nodes' answers to the stranger go (they give none).</summary>
     private sealed class Sink : ReceiveActor
