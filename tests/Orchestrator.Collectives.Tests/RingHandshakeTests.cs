@@ -16,7 +16,7 @@ public sealed class RingHandshakeTests
     private static readonly CollectiveOptions Options = new(4096, 1024, 8, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(300));
 
     [Fact]
-    public async Task Forged_hellos_a_chunk_of_NaNs_and_seven_idle_sockets_are_refused_and_the_sums_stay_exact()
+    public async Task Forged_hellos_a_chunk_of_NaNs_garbage_and_seven_idle_sockets_are_refused_and_the_sums_stay_exact()
     {
         using var link0 = new TcpRingLink(IPAddress.Loopback);
         using var link1 = new TcpRingLink(IPAddress.Loopback);
@@ -38,6 +38,15 @@ public sealed class RingHandshakeTests
             BinaryPrimitives.WriteInt32LittleEndian(chunk.AsSpan(21), 4096);
             for (int i = 0; i < 1024; i++) BinaryPrimitives.WriteSingleLittleEndian(chunk.AsSpan(25 + 4 * i), float.NaN);
             forged.Send([.. hello, .. chunk]);
+            // Random bytes, an HTTP request and a TLS ClientHello cut short.
+            var random = new Random(5);
+            foreach (var payload in new[] { Enumerable.Range(0, 4096).Select(_ => (byte)random.Next(256)).ToArray(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(),
+                         new byte[] { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03 } })
+            {
+                var hostile = Dial(link1.Port);
+                strangers.Add(hostile);
+                hostile.Send(payload);
+            }
             // One that answers the challenge as rank 0 of generation 1, with a key of its own.
             var wrongKey = Dial(link1.Port);
             strangers.Add(wrongKey);
