@@ -44,6 +44,8 @@ public sealed class ConfigSpec
     {
         Assert.Equal("Orchestrator.Core.Serialization.NoJsonSerializer, Orchestrator.Core", Shipped.GetString("akka.actor.serializers.json"));
         Assert.Equal("Orchestrator.Core.Serialization.NoRemoteDeploymentSerializer, Orchestrator.Core", Shipped.GetString("akka.actor.serializers.daemon-create"));
+        Assert.Equal("Orchestrator.Core.Serialization.GuardedMiscSerializer, Orchestrator.Core", Shipped.GetString("akka.actor.serializers.akka-misc"));
+        Assert.Equal("Orchestrator.Core.Serialization.GuardedSystemMessageSerializer, Orchestrator.Core", Shipped.GetString("akka.actor.serializers.akka-system-msg"));
         Assert.True(Shipped.GetBoolean("akka.remote.untrusted-mode"));
         // Selections from other nodes: Akka Cluster's own paths, the job manager singleton's, the worker agent. Nothing else.
         Assert.Equal(["/system/cluster/core/daemon", "/system/cluster/heartbeatReceiver", "/system/remote-watcher",

@@ -77,6 +77,23 @@ public sealed class SerializerSpec : IDisposable
     }
 
     [Fact]
+    public void Of_Akka_Remote_s_own_messages_only_death_watch_identify_and_heartbeats_are_decoded()
+    {
+        // (ConfigSpec pins that reference.conf puts these two in place of Akka Remote's own.)
+        var misc = new GuardedMiscSerializer((ExtendedActorSystem)_system);
+        Assert.Equal(16, misc.Identifier);
+        Assert.Null(((Identify)misc.FromBinary(misc.ToBinary(new Identify(null)), "ID")).MessageId);
+        Assert.IsType<PoisonPill>(misc.FromBinary(misc.ToBinary(PoisonPill.Instance), "PP"));   // untrusted mode drops it after decoding
+        // Status.Failure carries an exception that Akka would rebuild from the type name in the payload: refused unread.
+        var failure = new Status.Failure(new InvalidOperationException("x"));
+        var bytes = misc.ToBinary(failure);
+        Assert.Contains("is not accepted here", Assert.Throws<SerializationException>(() => misc.FromBinary(bytes, misc.Manifest(failure))).Message);
+        var system = new GuardedSystemMessageSerializer((ExtendedActorSystem)_system);
+        Assert.Equal(22, system.Identifier);
+        Assert.Throws<SerializationException>(() => system.FromBinary([], typeof(Akka.Dispatch.SysMsg.Terminate)));
+    }
+
+    [Fact]
     public void An_unknown_manifest_or_garbage_is_a_serialization_exception()
     {
         var serializer = new OrchestratorSerializer((ExtendedActorSystem)_system);

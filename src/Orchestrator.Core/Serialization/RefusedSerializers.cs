@@ -37,3 +37,50 @@ public sealed class NoRemoteDeploymentSerializer(ExtendedActorSystem system) : R
 
     public override int Identifier => 3;
 }
+
+/// <summary>
+/// Akka Remote's miscellaneous serializer (identifier 16), keeping only what a cluster of ours receives:
+/// Identify and its answer (singleton proxies), actor references, remote-watcher heartbeats, PoisonPill and Kill
+/// (which untrusted mode then drops) and Status.Success. Refused unread: Status.Failure, whose exception Akka
+/// rebuilds from a type name in the payload by calling that type's serialization constructor, and the scopes,
+/// routers and configuration that only remote deployment sends.
+/// </summary>
+public sealed class GuardedMiscSerializer : SerializerWithStringManifest
+{
+    private static readonly HashSet<string> Accepted = ["ID", "AID", "AR", "PP", "K", "IR", "RWHB", "RWHR", "STS"];
+    private readonly Akka.Remote.Serialization.MiscMessageSerializer _inner;
+
+    public GuardedMiscSerializer(ExtendedActorSystem system) : base(system) => _inner = new Akka.Remote.Serialization.MiscMessageSerializer(system);
+
+    public override int Identifier => 16;
+
+    public override byte[] ToBinary(object obj) => _inner.ToBinary(obj);
+
+    public override string Manifest(object o) => _inner.Manifest(o);
+
+    public override object FromBinary(byte[] bytes, string manifest) =>
+        Accepted.Contains(manifest)
+            ? _inner.FromBinary(bytes, manifest)
+            : throw new SerializationException($"refused {bytes.Length} bytes from the network: Akka message [{manifest}] (serializer 16) is not accepted here");
+}
+
+/// <summary>
+/// Akka Remote's system-message serializer (identifier 22), keeping only remote death watch (Watch, Unwatch,
+/// DeathWatchNotification). The others (Create, Recreate, Supervise, Failed, …) concern children deployed from
+/// another node, which untrusted mode forbids, and some carry exceptions rebuilt from type names.
+/// </summary>
+public sealed class GuardedSystemMessageSerializer(ExtendedActorSystem system) : Serializer(system)
+{
+    private readonly Akka.Remote.Serialization.SystemMessageSerializer _inner = new(system);
+
+    public override int Identifier => 22;
+
+    public override bool IncludeManifest => true;
+
+    public override byte[] ToBinary(object obj) => _inner.ToBinary(obj);
+
+    public override object FromBinary(byte[] bytes, Type type) =>
+        type == typeof(Akka.Dispatch.SysMsg.Watch) || type == typeof(Akka.Dispatch.SysMsg.Unwatch) || type == typeof(Akka.Dispatch.SysMsg.DeathWatchNotification)
+            ? _inner.FromBinary(bytes, type)
+            : throw new SerializationException($"refused {bytes.Length} bytes from the network: system message {type?.Name} (serializer 22) is not accepted here");
+}
