@@ -183,7 +183,13 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     {
         var env = File.ReadAllLines(Path.Combine(_cluster.Dir, "client.env"))
             .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Replace("export ", "").Trim(), p => p[1].Trim().Trim('"', '\''));
-        var http = new HttpClient { BaseAddress = new Uri(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/") };
+        // HTTPS checked against the local cluster's own CA, as the client does.
+        var trust = Orchestrator.Core.Security.ClusterTrust.Load(env["ORCHESTRATOR_CA"]);
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            trust.VerifyTls(certificate as System.Security.Cryptography.X509Certificates.X509Certificate2, errors, checkName: true,
+                Orchestrator.Core.Security.ClusterTrust.ServerAuthOid, out _);
+        var http = new HttpClient(handler) { BaseAddress = new Uri(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/") };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", env["ORCHESTRATOR_TOKEN"]);
         return http;
     }

@@ -99,6 +99,11 @@ public sealed class JobApiClient : IDisposable
                 var hint = _settings.CaPath is null ? $" (give the cluster's CA with --ca, {ClientSettings.CaVariable} or ca in client.conf)" : "";
                 throw new ApiException($"the job API at {_settings.Contact} is not this cluster's: {why}{hint}", ExitCodes.Failed);
             }
+            catch (HttpRequestException ex) when (_settings.Contact.Scheme == "http" && ex.HttpRequestError is HttpRequestError.ResponseEnded or HttpRequestError.InvalidResponse)
+            {
+                throw new ApiException($"the job API at {_settings.Contact} gave no HTTP answer: a node with certificates speaks https; " +
+                                       $"use https://{_settings.Contact.Authority}", ExitCodes.Failed);
+            }
             catch (HttpRequestException ex)
             {
                 var why = ex.InnerException is SocketException se ? se.Message : ex.Message;

@@ -122,8 +122,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             if (_endpoints.Count < _workers.Count) return;
             Timers.Cancel(nameof(ReadyDeadline));
             var begin = new BeginTraining(_jobId, _generation, Enumerable.Range(0, _workers.Count).Select(r => _endpoints[r]).ToList());
-            if (_store is not null)
-                ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_store).Tell(new CheckpointProtocol.UploaderFor(_jobId, _generation, _workers[0].Node));
+            NameUploader();
+            // Again every 10 s while the job trains: a checkpoint actor that restarted has forgotten it.
+            Timers.StartPeriodicTimer(nameof(NameUploaderAgain), NameUploaderAgain.Instance, UploaderRefresh);
             foreach (var w in _workers) w.Agent.Tell(begin);
             _log.Info("job {0}: generation {1} training on {2} worker(s)", _jobId, _generation, _workers.Count);
             Become(Running);
@@ -136,8 +137,16 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         CommonFailures();
     }
 
+    /// <summary>Tells the checkpoint actor that this generation's rank 0 is the one node whose snapshots of this job it takes.</summary>
+    private void NameUploader()
+    {
+        if (_store is not null)
+            ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_store).Tell(new CheckpointProtocol.UploaderFor(_jobId, _generation, _workers[0].Node));
+    }
+
     private void Running()
     {
+        Receive<NameUploaderAgain>(_ => NameUploader());
         Receive<TrainingProgress>(m =>
         {
             if (RankOf(Sender) is not { } rank) return;
@@ -224,6 +233,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     {
         if (sendStop) foreach (var agent in _active) agent.Tell(new StopTraining(_jobId));
         Timers.Cancel(nameof(ReadyDeadline));
+        Timers.Cancel(nameof(NameUploaderAgain));
         Timers.StartSingleTimer(nameof(StopDeadline), StopDeadline.Instance, _settings.StopTimeout);
         Become(Stopping);
         FinishIfAllStopped();
@@ -267,6 +277,13 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private sealed record ReadyDeadline
     {
         public static readonly ReadyDeadline Instance = new();
+    }
+
+    private static readonly TimeSpan UploaderRefresh = TimeSpan.FromSeconds(10);
+
+    private sealed record NameUploaderAgain
+    {
+        public static readonly NameUploaderAgain Instance = new();
     }
 
     private sealed record StopDeadline
