@@ -18,9 +18,13 @@ public sealed class LocalCluster : IDisposable
     public static readonly string Root = FindRoot();
     public string Dir { get; } = Path.Combine(Path.GetTempPath(), "orch-it-" + Guid.NewGuid().ToString("N")[..8]);
 
-    public static LocalCluster Up(int workers, int devicesPerWorker = 1, params string[] settings)
+    public static LocalCluster Up(int workers, int devicesPerWorker = 1, params string[] settings) => Up(null, workers, devicesPerWorker, settings);
+
+    /// <summary>As <see cref="Up(int, int, string[])"/>, after <paramref name="prepare"/> has had the run folder's path (to mount something in it).</summary>
+    public static LocalCluster Up(Action<string>? prepare, int workers, int devicesPerWorker = 1, params string[] settings)
     {
         var cluster = new LocalCluster();
+        prepare?.Invoke(cluster.Dir);
         string[] args = ["up", "--workers", workers.ToString(), "--devices-per-worker", devicesPerWorker.ToString(), "--dir", cluster.Dir,
             .. SetArguments(settings)];
         var up = Script(TimeSpan.FromSeconds(180), "local-cluster.sh", args);
