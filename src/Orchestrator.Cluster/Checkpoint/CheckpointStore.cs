@@ -94,12 +94,13 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
             if (!_watchers.Add(Sender)) return;   // watchers repeat the request until they are known; only the first one costs a listing
             Context.Watch(Sender);
             var watcher = Sender;
+            var self = Self;   // the sender it names: the job manager takes checkpoint news only from a checkpoint actor
             OnDisk(() =>
             {
                 // The watcher (a job manager that just started) learns every job's checkpoints.
                 if (!Directory.Exists(_settings.Dir)) return 0;
                 foreach (var job in Directory.EnumerateDirectories(_settings.Dir))
-                    watcher.Tell(new CheckpointsChanged(Path.GetFileName(job), Views(CheckpointFolder.List(job))));
+                    watcher.Tell(new CheckpointsChanged(Path.GetFileName(job), Views(CheckpointFolder.List(job))), self);
                 return 0;
             }, ActorRefs.Nobody);
         });
