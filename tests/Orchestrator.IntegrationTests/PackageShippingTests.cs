@@ -151,19 +151,8 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         Assert.Equal("Queued", _cluster.Status(queued).GetProperty("state").GetString());
         _cluster.Kill9("coordinator");
         _cluster.Start("coordinator");
-        // A coordinator restarted on its old address while its old incarnation is still a member can be downed as it
-        // rejoins, and take a worker with it (README, Troubleshooting; issue 17's split-brain item, not fixed yet; seen
-        // here 22 s after the restart, the resolver downing the coordinator and the busy job's worker as indirectly
-        // connected). This test is about the package job, so a node that went down in the first 60 s after the restart
-        // is started once more, with a line in the test output.
-        var restarted = new HashSet<string>();
-        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(60); DateTime.UtcNow < until; Thread.Sleep(500))
-            foreach (var node in new[] { "coordinator", "worker-1", "worker-2" })
-            {
-                if (_cluster.IsRunning(node) || !restarted.Add(node)) continue;
-                Console.WriteLine($"{node} went down after the coordinator's restart; starting it once more");
-                _cluster.Start(node);
-            }
+        // This test is about the package job (see LocalCluster.StartAgainWhatGoesDown).
+        _cluster.StartAgainWhatGoesDown(TimeSpan.FromSeconds(60), "coordinator", "worker-1", "worker-2");
         Completed(busy);
         Completed(queued);
     }

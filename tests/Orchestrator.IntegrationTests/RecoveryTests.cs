@@ -79,6 +79,8 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
     {
         var (job, id) = RunUntilStep250AndKillTheCoordinator("it-coord");
         _cluster.Start("coordinator");
+        // About the job's resumption, not the rejoin hazard (LocalCluster.StartAgainWhatGoesDown).
+        _cluster.StartAgainWhatGoesDown(TimeSpan.FromSeconds(60), "coordinator", "worker-1", "worker-2", "worker-3");
 
         var done = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
         Assert.True(done.GetProperty("state").GetString() == "Completed", done.ToString());
