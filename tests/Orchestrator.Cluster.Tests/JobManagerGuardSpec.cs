@@ -13,16 +13,7 @@ namespace Orchestrator.Cluster.Tests;
 /// once writes work again nothing acknowledged is lost and new jobs are taken.
 /// </summary>
 [Collection("flaky journal")]   // FlakyJournal.Failing is one switch for the process
-public sealed class JobManagerGuardSpec() : TestKit(ConfigurationFactory.ParseString("""
-        akka.actor.provider = cluster
-        akka.remote.dot-netty.tcp.port = 0
-        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-        akka.coordinated-shutdown.exit-clr = off
-        akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-        akka.persistence.journal.plugin = "akka.persistence.journal.flaky"
-        akka.persistence.journal.flaky.class = "Orchestrator.Cluster.Tests.FlakyJournal, Orchestrator.Cluster.Tests"
-        akka.persistence.journal.flaky.plugin-dispatcher = "akka.actor.default-dispatcher"
-        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.local"
+public sealed class JobManagerGuardSpec() : TestKit(ConfigurationFactory.ParseString(FlakyJournal.SystemConfig + "\n" + """
         akka.persistence.snapshot-store.local.dir = "/tmp/orch-guard-spec-snapshots"
         """).WithFallback(OrchestratorSettings.DefaultConfig()))
 {

@@ -15,17 +15,8 @@ namespace Orchestrator.Cluster.Tests;
 /// had handed out. One node with the coordinator and worker roles, whose worker agent is a stand-in.
 /// </summary>
 [Collection("flaky journal")]   // FlakyJournal.Failing is one switch for the process
-public sealed class JobStartedWriteSpec() : TestKit(ConfigurationFactory.ParseString("""
-        akka.actor.provider = cluster
+public sealed class JobStartedWriteSpec() : TestKit(ConfigurationFactory.ParseString(FlakyJournal.SystemConfig + "\n" + """
         akka.cluster.roles = [coordinator, worker]
-        akka.remote.dot-netty.tcp.port = 0
-        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-        akka.coordinated-shutdown.exit-clr = off
-        akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-        akka.persistence.journal.plugin = "akka.persistence.journal.flaky"
-        akka.persistence.journal.flaky.class = "Orchestrator.Cluster.Tests.FlakyJournal, Orchestrator.Cluster.Tests"
-        akka.persistence.journal.flaky.plugin-dispatcher = "akka.actor.default-dispatcher"
-        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.local"
         akka.persistence.snapshot-store.local.dir = "/tmp/orch-started-spec-snapshots"
         """).WithFallback(OrchestratorSettings.DefaultConfig()))
 {

@@ -190,7 +190,7 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
     private void OnOffer(SnapshotOffer offer)
     {
         if (!JobIds.IsValid(offer.JobId)) { Sender.Tell(new TransferDone(offer.TransferId, false, $"invalid job id '{offer.JobId}'")); return; }
-        var from = Senders.IsLocal(Sender) ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : Sender.Path.Address;
+        var from = Senders.NodeOf(Context.System, Sender);
         if (!_uploaders.TryGetValue(offer.JobId, out var uploader) || uploader.Generation != offer.Generation || !from.Equals(uploader.Node))
         {
             _log.Warning("job {0}: refused a snapshot of step {1} from {2}: not the job's rank 0 of generation {3}", offer.JobId, offer.Step, Sender.Path,

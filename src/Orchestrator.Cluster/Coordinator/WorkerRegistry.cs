@@ -78,7 +78,7 @@ public sealed class WorkerRegistry : ReceiveActor, IWithTimers
     private void OnInventory(WorkerInventory inventory)
     {
         var address = Sender.Path.Address;
-        var from = Senders.IsLocal(Sender) ? _cluster.SelfAddress : address;   // a worker agent on this node (roles coordinator,worker)
+        var from = Senders.NodeOf(Context.System, Sender);   // a worker agent on this node (roles coordinator,worker) is at the node's address
         if (!Equals(Senders.ParseNode(inventory.Node), from) || !Senders.IsMemberWithRole(_cluster.State.Members, from, WorkerRole))
         {
             _log.Warning("refused a worker registration for {0} from {1}: only a member with the worker role registers, at its own address",

@@ -20,6 +20,13 @@ public static class Senders
     /// </summary>
     public static bool IsLocal(IActorRef sender) => !sender.IsNobody() && sender.Path.Address.HasLocalScope;
 
+    /// <summary>The node a sender is on: this node's own address for a local actor (which has no host in its path).</summary>
+    public static Address NodeOf(ActorSystem system, IActorRef sender) =>
+        IsLocal(sender) ? Akka.Cluster.Cluster.Get(system).SelfAddress : sender.Path.Address;
+
+    /// <summary>The ring's peer addresses, parsed once per ring (null where one does not parse).</summary>
+    public static Address?[] ParsePeers(IReadOnlyList<string> peers) => peers.Select(ParseNode).ToArray();
+
     /// <summary>A member that is up (or leaving) and has the role.</summary>
     public static bool IsMemberWithRole(IEnumerable<Member> members, Address address, string role) =>
         members.Any(m => m.Address.Equals(address) && m.HasRole(role)
@@ -42,7 +49,10 @@ public static class Senders
     /// A ring message comes from the node of the rank it names, in the peer list of this ring (the engine then
     /// checks that the rank is the neighbour that may send it).
     /// </summary>
-    public static bool IsFromRank(IRingMessage message, Address sender, IReadOnlyList<string> peers)
+    public static bool IsFromRank(IRingMessage message, Address sender, IReadOnlyList<string> peers) => IsFromRank(message, sender, ParsePeers(peers));
+
+    /// <summary>As above, with the peers already parsed (the trainer's hot path: no parsing per message).</summary>
+    public static bool IsFromRank(IRingMessage message, Address sender, IReadOnlyList<Address?> peers)
     {
         int rank = message switch
         {
@@ -51,6 +61,6 @@ public static class Senders
             RingAbort a => a.FromRank,
             _ => -1,
         };
-        return rank >= 0 && rank < peers.Count && ParseNode(peers[rank]) is { } expected && expected.Equals(sender);
+        return rank >= 0 && rank < peers.Count && peers[rank] is { } expected && expected.Equals(sender);
     }
 }

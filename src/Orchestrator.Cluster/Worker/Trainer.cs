@@ -39,6 +39,7 @@ public sealed class Trainer : ReceiveActor
     private readonly TaskCompletionSource<RingAllReduce> _ring = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<IRingMessage> _early = [];
     private long _refusedRingMessages;
+    private readonly Address?[] _peerAddresses;
     private readonly StartTraining _start;
     private readonly JobSpec _spec;
     private readonly string _node;
@@ -69,6 +70,7 @@ public sealed class Trainer : ReceiveActor
     {
         _packages = packages;
         _start = start;
+        _peerAddresses = Senders.ParsePeers(start.Peers);
         // After a recovery with fewer workers than asked for (down to minWorkers), the world is the one formed.
         _spec = spec with { Workers = start.WorldSize };
         _node = node;
@@ -88,8 +90,7 @@ public sealed class Trainer : ReceiveActor
         Receive<IRingMessage>(message =>
         {
             // Only from the node of the rank it names, in this ring's peer list (the engine checks the rank's place).
-            var from = Senders.IsLocal(Sender) ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : Sender.Path.Address;
-            if (!Senders.IsFromRank(message, from, _start.Peers))
+            if (!Senders.IsFromRank(message, Senders.NodeOf(Context.System, Sender), _peerAddresses))
             {
                 if (_refusedRingMessages++ == 0)
                     Context.GetLogger().Warning("job {0}: refused a {1} from {2}, which is not the ring member it names (further ones counted)",
