@@ -36,6 +36,8 @@ var scheme = certs is null ? "akka.tcp" : "akka.ssl.tcp";
 var config = ConfigurationFactory.ParseString($$"""
     akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{ports[rank]}}, enable-ssl = {{(certs is null ? "off" : "on")}} }
     akka.cluster.seed-nodes = ["{{scheme}}://bench@127.0.0.1:{{ports[0]}}"]
+    # The bench's short-lived cluster of ranks marks no one down (the shipped downing provider lives in Orchestrator.Cluster).
+    akka.cluster.downing-provider-class = ""
     akka.coordinated-shutdown.exit-clr = off
     akka.loglevel = WARNING
     """).WithFallback(ConfigurationFactory.ParseString(options.GetValueOrDefault("hocon", ""))).WithFallback(OrchestratorSettings.DefaultConfig());

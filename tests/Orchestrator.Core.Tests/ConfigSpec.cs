@@ -15,9 +15,8 @@ public sealed class ConfigSpec
     public void Cluster_failure_handling_is_pinned()
     {
         Assert.Equal("cluster", Shipped.GetString("akka.actor.provider"));
-        Assert.Equal("Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster", Shipped.GetString("akka.cluster.downing-provider-class"));
-        Assert.Equal("keep-majority", Shipped.GetString("akka.cluster.split-brain-resolver.active-strategy"));
-        Assert.Equal(TimeSpan.FromSeconds(7), Shipped.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+        Assert.Equal("Orchestrator.Cluster.Membership.CoordinatorFirstDowningProvider, Orchestrator.Cluster", Shipped.GetString("akka.cluster.downing-provider-class"));
+        Assert.Equal(TimeSpan.FromSeconds(7), OrchestratorSettings.Create(Shipped).Membership.StableAfter);
         Assert.Equal(TimeSpan.FromSeconds(1), Shipped.GetTimeSpan("akka.cluster.failure-detector.heartbeat-interval"));
         Assert.Equal(TimeSpan.FromSeconds(3), Shipped.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
         Assert.True(Shipped.GetBoolean("akka.cluster.run-coordinated-shutdown-when-down"));
@@ -30,6 +29,10 @@ public sealed class ConfigSpec
         Assert.Equal(TimeSpan.FromSeconds(20), OrchestratorSettings.Create(Shipped).Membership.RejoinWithoutCoordinatorAfter);
         var off = ConfigurationFactory.ParseString("orchestrator.membership.rejoin-without-coordinator-after = off").WithFallback(Shipped);
         Assert.Null(OrchestratorSettings.Create(off).Membership.RejoinWithoutCoordinatorAfter);
+        // Rejoining before the coordinator has decided about the old incarnation would race its decision.
+        var early = ConfigurationFactory.ParseString("orchestrator.membership.rejoin-without-coordinator-after = 5s").WithFallback(Shipped);
+        var error = Assert.Throws<ConfigurationException>(() => OrchestratorSettings.Create(early));
+        Assert.Contains("must be longer than orchestrator.membership.stable-after (7 s)", error.Message);
     }
 
     [Fact]

@@ -105,19 +105,14 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
             var log = _cluster.Log("worker-1");
             Assert.True(log.Split('\n').Any(l => l.Contains($"job {id}: training failed") && MissingRank(l, victim)),
                 $"job error: {status.GetProperty("error")}\nworker-1's log ends:\n{string.Join('\n', log.Split('\n').TakeLast(15))}");
-            // Frozen past the failure detector and the split-brain resolver's stable-after: it is downed meanwhile.
+            // Frozen past the failure detector and stable-after: the coordinator marks it down meanwhile.
             var downedBy = stoppedAt + TimeSpan.FromSeconds(20);
             if (DateTime.UtcNow < downedBy) Thread.Sleep(downedBy - DateTime.UtcNow);
         }
         finally { _cluster.Signal("worker-2", "CONT"); }
 
-        try
-        {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while (_cluster.IsRunning("worker-2") && DateTime.UtcNow < deadline) Thread.Sleep(250);
-            Assert.False(_cluster.IsRunning("worker-2"), "the downed worker kept running after SIGCONT");
-        }
-        finally { RestartIfDown("worker-2"); }
+        // It exits when it hears it was marked down, or, hearing no coordinator, joins again as a new member.
+        if (_cluster.ResumedOutcome("worker-2") == "exited by itself") RestartIfDown("worker-2");
     }
 
     /// <summary>Ranks follow the order of the workers' addresses, so the victim may be rank 0 or 1: match the node.</summary>
@@ -128,9 +123,8 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     private void RestartIfDown(string node)
     {
         if (_cluster.IsRunning(node)) _cluster.Kill9(node);   // still up after a failed assertion: replace it, it may be downed
-        // Start it again only once its old incarnation has left the cluster. A new incarnation on the same
-        // address while the old one is still an unreachable member made the split-brain resolver down the
-        // coordinator as "indirectly connected" in one run here.
+        // Start it again once its old incarnation has left the cluster (a new one on the same address may join before
+        // that too, MembershipTests; this test is not about that).
         _cluster.WaitUntilRemoved(_cluster.Address(node), TimeSpan.FromSeconds(60));
         _cluster.Start(node);
         _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));

@@ -128,15 +128,25 @@ public sealed record PackageSettings(string Dir, long MaxBytes, TimeSpan Retenti
     }
 }
 
-/// <summary>How a node without the coordinator role keeps itself in the coordinator's cluster (null: it never rejoins by itself).</summary>
-public sealed record MembershipSettings(TimeSpan? RejoinWithoutCoordinatorAfter)
+/// <summary>
+/// How members are marked down (<c>stable-after</c>: how long a member stays unreachable before the deciding
+/// coordinator marks it down) and how a node without the coordinator role keeps itself in the coordinator's
+/// cluster (<c>rejoin-without-coordinator-after</c>; null: it never rejoins by itself).
+/// </summary>
+public sealed record MembershipSettings(TimeSpan StableAfter, TimeSpan? RejoinWithoutCoordinatorAfter)
 {
     public static MembershipSettings Create(Config c)
     {
-        const string path = "rejoin-without-coordinator-after";
-        if (c.IsNullOrEmpty()) throw new ConfigurationException($"orchestrator.membership.{path} is missing");
-        return string.Equals(c.GetString(path, ""), "off", StringComparison.OrdinalIgnoreCase)
-            ? new MembershipSettings((TimeSpan?)null)
-            : new MembershipSettings(OrchestratorSettings.Positive(c, path, "membership"));
+        const string rejoin = "rejoin-without-coordinator-after";
+        if (c.IsNullOrEmpty()) throw new ConfigurationException("orchestrator.membership is missing");
+        var stableAfter = OrchestratorSettings.Positive(c, "stable-after", "membership");
+        var rejoinAfter = string.Equals(c.GetString(rejoin, ""), "off", StringComparison.OrdinalIgnoreCase)
+            ? (TimeSpan?)null
+            : OrchestratorSettings.Positive(c, rejoin, "membership");
+        // A worker that left before the coordinator could decide about it would rejoin while its old incarnation is
+        // still being decided about; a coordinator that is merely restarting is waited for.
+        if (rejoinAfter is { } r && r <= stableAfter)
+            throw new ConfigurationException($"orchestrator.membership.{rejoin} ({r.TotalSeconds} s) must be longer than orchestrator.membership.stable-after ({stableAfter.TotalSeconds} s)");
+        return new MembershipSettings(stableAfter, rejoinAfter);
     }
 }
