@@ -41,7 +41,11 @@ public static class JobApi
             using var reader = new StreamReader(request.Body);
             var text = await reader.ReadToEndAsync();
             if (text.Length > MaxJobFileBytes) return Error(StatusCodes.Status413PayloadTooLarge, "", $"a job file may be at most {MaxJobFileBytes} bytes");
-            return await AskJobManager(manager, new SubmitJob(text), askTimeout, reply => reply switch
+            // A client that may retry sends the same key each time: a retry of a recorded submit answers with the job it made.
+            var key = request.Headers[SubmissionKeyHeader].ToString();
+            if (key.Length > 0 && !IsSubmissionKey(key))
+                return Error(StatusCodes.Status400BadRequest, SubmissionKeyHeader, "must be 1 to 100 letters, digits, '-', '_' or '.'");
+            return await AskJobManager(manager, new SubmitJob(text, key.Length == 0 ? null : key), askTimeout, reply => reply switch
             {
                 JobAccepted accepted => Results.Created($"/api/v1/jobs/{Uri.EscapeDataString(accepted.Id)}", accepted),
                 JobRejected rejected => Error(StatusCodes.Status400BadRequest, rejected.Field, rejected.Error),
@@ -96,6 +100,11 @@ public static class JobApi
         if (reply is JobNotFound notFound) return Error(StatusCodes.Status404NotFound, "id", $"no job with id '{notFound.Id}'");
         return answer(reply) ?? Error(StatusCodes.Status500InternalServerError, "", $"unexpected reply {reply.GetType().Name}");
     }
+
+    public const string SubmissionKeyHeader = "Idempotency-Key";
+
+    private static bool IsSubmissionKey(string key) =>
+        key.Length <= 100 && key.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     /// <summary>Every error body has the same shape: the field at fault (empty for none) and what is wrong.</summary>
     private static IResult Error(int status, string field, string error) => Results.Json(new { field, error }, statusCode: status);

@@ -93,6 +93,31 @@ public sealed class JobManagerSpec() : TestKit(Config)
     }
 
     [Fact]
+    public async Task A_submit_retried_with_its_key_is_the_same_job_also_after_a_restart_and_other_keys_make_new_jobs()
+    {
+        var manager = NewManager("m4");
+        manager.Tell(new SubmitJob(Valid, "k-1"));
+        var first = await ExpectMsgAsync<JobAccepted>(Wait);
+        manager.Tell(new SubmitJob(Valid, "k-1"));
+        Assert.Equal(first.Id, (await ExpectMsgAsync<JobAccepted>(Wait)).Id);
+        manager.Tell(new SubmitJob(Valid, "k-2"));
+        var second = await ExpectMsgAsync<JobAccepted>(Wait);
+        manager.Tell(new SubmitJob(Valid));
+        var third = await ExpectMsgAsync<JobAccepted>(Wait);
+        Assert.Equal(3, new[] { first.Id, second.Id, third.Id }.Distinct().Count());
+
+        // The keys are in the journal: a new incarnation answers a late retry with the job it made.
+        Watch(manager);
+        Sys.Stop(manager);
+        await ExpectTerminatedAsync(manager, Wait);
+        var again = NewManager("m4-again");
+        again.Tell(new SubmitJob(Valid, "k-1"));
+        Assert.Equal(first.Id, (await ExpectMsgAsync<JobAccepted>(Wait)).Id);
+        again.Tell(ListJobs.Instance);
+        Assert.Equal(3, (await ExpectMsgAsync<JobList>(Wait)).Jobs.Count);
+    }
+
+    [Fact]
     public async Task Cancel_ends_a_queued_job_once_and_unknown_ids_are_not_found()
     {
         var manager = NewManager("m3");

@@ -89,7 +89,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     }
 
     [Fact]
-    public void A_frozen_worker_is_named_within_the_deadline_and_exits_by_itself_once_it_is_downed()
+    public void A_frozen_worker_is_named_within_the_deadline_and_exits_or_joins_again_once_it_is_marked_down()
     {
         var id = _cluster.Submit(Jobs.Mlp("it-freeze", maxSteps: 100_000, epochs: 20, workers: 2, batch: 32, transport: "akka", maxFailures: 0));
         _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 20, JobTimeout);

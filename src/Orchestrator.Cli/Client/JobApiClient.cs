@@ -58,9 +58,15 @@ public sealed class JobApiClient : IDisposable
 
     public JsonElement Get(string path) => Send(() => new HttpRequestMessage(HttpMethod.Get, path));
 
-    public JsonElement Post(string path, string? body = null) => Send(() => new HttpRequestMessage(HttpMethod.Post, path)
+    /// <summary>POST; with <paramref name="idempotencyKey"/>, every attempt (the retries on 503 too) carries the same key.</summary>
+    public JsonElement Post(string path, string? body = null, string? idempotencyKey = null) => Send(() =>
     {
-        Content = body is null ? null : new StringContent(body, Encoding.UTF8, "application/json"),
+        var message = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Content = body is null ? null : new StringContent(body, Encoding.UTF8, "application/json"),
+        };
+        if (idempotencyKey is not null) message.Headers.Add("Idempotency-Key", idempotencyKey);
+        return message;
     });
 
     /// <summary>Uploads bytes (a workload package) with PUT.</summary>

@@ -54,7 +54,8 @@ public static class ClusterCommands
             WorkloadLoading.Check(spec);
             using var api = connection.Open(result);
             var text = JobFileForCluster(path, spec, api);
-            var accepted = api.Post("/api/v1/jobs", text);
+            // One key for this submit: a retry after a 503 whose submit was recorded after all gets the same job back.
+            var accepted = api.Post("/api/v1/jobs", text, idempotencyKey: Guid.NewGuid().ToString("N"));
             var id = accepted.GetProperty("id").GetString()!;
             Console.WriteLine(result.GetValue(json) ? JsonOutput.Serialize(accepted) : id);
             return result.GetValue(wait) ? Follow(api, id, quiet: result.GetValue(json)) : ExitCodes.Success;

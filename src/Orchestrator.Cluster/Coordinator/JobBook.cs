@@ -63,6 +63,12 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
 
     public JobRecord? Find(string id) => SequenceById.TryGetValue(id, out var seq) ? BySequence[seq] : null;
 
+    /// <summary>The job each submission key (a client's Idempotency-Key) was recorded for: a retried submit finds its job here.</summary>
+    public ImmutableDictionary<string, string> IdBySubmissionKey { get; init; } = ImmutableDictionary<string, string>.Empty;
+
+    /// <summary>The job recorded for <paramref name="key"/>, if a submit with that key was recorded.</summary>
+    public JobRecord? FindSubmission(string? key) => key is not null && IdBySubmissionKey.TryGetValue(key, out var id) ? Find(id) : null;
+
     /// <summary>Ids are the job's name and its submit number: readable, unique, and safe as folder names.</summary>
     public static string IdFor(string name, long sequence) => $"{name}-{sequence}";
 
@@ -111,7 +117,10 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
             record = new JobRecord(e.Id, e.Sequence, e.Id, e.SpecJson, 0, 0, 0, JobState.Failed, At(e.AtMs),
                 Error: $"the job file is no longer valid: field '{ex.Field}': {ex.Problem}");
         }
-        return new JobBook(BySequence.SetItem(e.Sequence, record), SequenceById.SetItem(e.Id, e.Sequence), Math.Max(LastSequence, e.Sequence));
+        return new JobBook(BySequence.SetItem(e.Sequence, record), SequenceById.SetItem(e.Id, e.Sequence), Math.Max(LastSequence, e.Sequence))
+        {
+            IdBySubmissionKey = e.SubmissionKey is { } key ? IdBySubmissionKey.SetItem(key, e.Id) : IdBySubmissionKey,
+        };
     }
 
     private JobBook Update(string id, Func<JobRecord, JobRecord> change) =>

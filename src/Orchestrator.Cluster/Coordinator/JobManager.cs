@@ -164,6 +164,13 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
 
     private void Submit(SubmitJob submit)
     {
+        // A retry of a submit that was recorded (its answer was lost or came too late, and the client asked again with
+        // the same key): the job it made, not a second one.
+        if (_book.FindSubmission(submit.SubmissionKey) is { } recorded)
+        {
+            Sender.Tell(new JobAccepted(recorded.Id, recorded.Name, recorded.State.ToString()));
+            return;
+        }
         JobSpec spec;
         try
         {
@@ -191,7 +198,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         var replyTo = Sender;
         long sequence = _book.LastSequence + 1;
         _submitting = replyTo;
-        Persist(new JobSubmitted(JobBook.IdFor(spec.Name, sequence), sequence, submit.SpecJson, Now()), e =>
+        Persist(new JobSubmitted(JobBook.IdFor(spec.Name, sequence), sequence, submit.SpecJson, Now(), submit.SubmissionKey), e =>
         {
             _submitting = null;
             _book = _book.Apply(e, spec);

@@ -12,7 +12,7 @@ public static class JobEvents
     /// <summary>A job was accepted. <paramref name="Sequence"/> numbers jobs in submit order; the id is derived from it.</summary>
     [MessagePackObject]
     public sealed record JobSubmitted([property: Key(0)] string Id, [property: Key(1)] long Sequence, [property: Key(2)] string SpecJson,
-                                      [property: Key(3)] long AtMs) : IOrchestratorMessage;
+                                      [property: Key(3)] long AtMs, [property: Key(4)] string? SubmissionKey = null) : IOrchestratorMessage;
 
     [MessagePackObject]
     public sealed record JobStarted([property: Key(0)] string Id, [property: Key(1)] IReadOnlyList<string> Workers, [property: Key(2)] long AtMs) : IOrchestratorMessage;

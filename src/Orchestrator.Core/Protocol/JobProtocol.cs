@@ -11,7 +11,7 @@ public static class JobProtocol
 {
     /// <summary>Submit a job file's text; answered with <see cref="JobAccepted"/> once its event is persisted, or <see cref="JobRejected"/>.</summary>
     [MessagePackObject]
-    public sealed record SubmitJob([property: Key(0)] string SpecJson) : IOrchestratorMessage;
+    public sealed record SubmitJob([property: Key(0)] string SpecJson, [property: Key(1)] string? SubmissionKey = null) : IOrchestratorMessage;
 
     [MessagePackObject]
     public sealed record JobAccepted([property: Key(0)] string Id, [property: Key(1)] string Name, [property: Key(2)] string State) : IOrchestratorMessage;
