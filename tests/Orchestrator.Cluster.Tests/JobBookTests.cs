@@ -84,4 +84,39 @@ public sealed class JobBookTests
         Assert.Null(book.WithProgress("fm-1", new JobProgress(1, 1, 1, 1, 1, 1, [])).Find("fm-1")!.Progress);
         Assert.Same(book, book.WithProgress("nope", new JobProgress(1, 1, 1, 1, 1, 1, [])));
     }
+
+    [Fact]
+    public void A_snapshot_holds_the_whole_book_and_the_events_after_it_apply_as_before()
+    {
+        var book = JobBook.Empty
+            .Apply(new JobSubmitted("fm-1", 1, Spec, 1000, "key-1"))
+            .Apply(new JobSubmitted("fm-2", 2, Spec, 2000))
+            .Apply(new JobSubmitted("fm-3", 3, Spec, 2500, "key-3"))
+            .Apply(new JobStarted("fm-1", ["node-a", "node-b"], 3000))
+            .Apply(new JobRecovering("fm-1", "node-b is unreachable", 3500))
+            .Apply(new JobStarted("fm-1", ["node-a", "node-c"], 3600))
+            .Apply(new JobCompleted("fm-1", double.NaN, 0.4, 100, 3, 1000, "/w.safetensors", 4000, new Dictionary<string, double> { ["perplexity"] = 3.5 }))
+            .Apply(new JobStarted("fm-2", ["node-a"], 4100))
+            .Apply(new JobFailed("fm-2", "ring failed", 4200));
+        var restored = JobBook.FromSnapshot(book.ToSnapshot());
+        Assert.Equal(Describe(book), Describe(restored));
+        Assert.Equal(book.LastSequence, restored.LastSequence);
+        Assert.Equal("fm-3", restored.FindSubmission("key-3")!.Id);
+        Assert.Null(restored.FindSubmission("key-2"));
+
+        // The next events apply to the restored book exactly as to the original.
+        Orchestrator.Core.Protocol.IOrchestratorMessage[] next = [new JobSubmitted("fm-4", 4, Spec, 5000, "key-4"), new JobStarted("fm-3", ["node-c"], 5100), new JobCancelled("fm-4", 5200)];
+        foreach (var e in next)
+        {
+            book = book.Apply(e);
+            restored = restored.Apply(e);
+        }
+        Assert.Equal(Describe(book), Describe(restored));
+        Assert.Equal(2, restored.Find("fm-3")!.NextGeneration);
+    }
+
+    /// <summary>Every field of every job (records compare their lists by reference, so the text of each is compared).</summary>
+    private static string Describe(JobBook book) => string.Join("\n", book.Jobs.Select(j =>
+        $"{j with { Nodes = null, Metrics = null, Progress = null }} nodes [{string.Join(",", j.AssignedNodes)}] " +
+        $"metrics [{string.Join(",", (j.Metrics ?? new Dictionary<string, double>()).Select(kv => $"{kv.Key}={kv.Value}"))}]"));
 }

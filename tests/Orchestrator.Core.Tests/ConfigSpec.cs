@@ -17,6 +17,7 @@ public sealed class ConfigSpec
         Assert.Equal("cluster", Shipped.GetString("akka.actor.provider"));
         Assert.Equal("Orchestrator.Cluster.Membership.CoordinatorFirstDowningProvider, Orchestrator.Cluster", Shipped.GetString("akka.cluster.downing-provider-class"));
         Assert.Equal(TimeSpan.FromSeconds(7), OrchestratorSettings.Create(Shipped).Membership.StableAfter);
+        Assert.Equal(1000, OrchestratorSettings.Create(Shipped).Coordinator.SnapshotEvery);
         Assert.Equal(TimeSpan.FromSeconds(1), Shipped.GetTimeSpan("akka.cluster.failure-detector.heartbeat-interval"));
         Assert.Equal(TimeSpan.FromSeconds(3), Shipped.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
         Assert.True(Shipped.GetBoolean("akka.cluster.run-coordinated-shutdown-when-down"));
@@ -96,6 +97,8 @@ public sealed class ConfigSpec
     [InlineData("orchestrator.checkpoint.max-snapshot-bytes = 3 TiB", "orchestrator.checkpoint.max-snapshot-bytes")]
     [InlineData("orchestrator.checkpoint.max-pending-offers = 0", "orchestrator.checkpoint.max-pending-offers")]
     [InlineData("orchestrator.coordinator.max-queued-jobs = 0", "orchestrator.coordinator.max-queued-jobs")]
+    [InlineData("orchestrator.coordinator.snapshot-every = 5", "orchestrator.coordinator.snapshot-every")]
+    [InlineData("orchestrator.membership.stable-after = 0s", "orchestrator.membership.stable-after")]
     [InlineData("orchestrator.packages.max-bytes = 10", "orchestrator.packages.max-bytes")]
     [InlineData("orchestrator.packages.retention = soon", "orchestrator.packages.retention")]
     public void A_bad_setting_is_refused_with_its_path_named(string hocon, string path)

@@ -123,6 +123,31 @@ public sealed record JobBook(ImmutableSortedDictionary<long, JobRecord> BySequen
         };
     }
 
+    /// <summary>The book as a snapshot (progress, which is kept in memory only, left out).</summary>
+    public JobBookSnapshot ToSnapshot()
+    {
+        var keys = IdBySubmissionKey.ToDictionary(kv => kv.Value, kv => kv.Key);
+        return new JobBookSnapshot(LastSequence, Jobs.Select(j => new JobSnapshot(
+            j.Id, j.Sequence, j.Name, j.SpecJson, j.Workers, j.DevicesPerWorker, j.Epochs, j.State.ToString(),
+            j.SubmittedAt.ToUnixTimeMilliseconds(), j.StartedAt?.ToUnixTimeMilliseconds(), j.EndedAt?.ToUnixTimeMilliseconds(),
+            j.AssignedNodes, j.Error, j.Accuracy, j.FinalLoss, j.Steps, j.Weights, j.Failures, j.MaxFailures, j.MinWorkers, j.Metrics,
+            j.Model, j.Package, j.Attempts, j.Interruption, keys.GetValueOrDefault(j.Id))).ToList());
+    }
+
+    /// <summary>The book a snapshot holds; events after the snapshot's position are applied to it as usual.</summary>
+    public static JobBook FromSnapshot(JobBookSnapshot snapshot)
+    {
+        var records = snapshot.Jobs.Select(j => new JobRecord(j.Id, j.Sequence, j.Name, j.SpecJson, j.Workers, j.DevicesPerWorker, j.Epochs,
+            Enum.Parse<JobState>(j.State), At(j.SubmittedAtMs), j.StartedAtMs is { } s ? At(s) : null, j.EndedAtMs is { } e ? At(e) : null,
+            [.. j.Nodes], j.Error, j.Accuracy, j.FinalLoss, j.Steps, j.Weights, j.Failures, null, j.MaxFailures, j.MinWorkers, j.Metrics,
+            j.Model, j.Package, j.Attempts, j.Interruption)).ToList();
+        return new JobBook(records.ToImmutableSortedDictionary(r => r.Sequence, r => r), records.ToImmutableDictionary(r => r.Id, r => r.Sequence),
+            snapshot.LastSequence)
+        {
+            IdBySubmissionKey = snapshot.Jobs.Where(j => j.SubmissionKey is not null).ToImmutableDictionary(j => j.SubmissionKey!, j => j.Id),
+        };
+    }
+
     private JobBook Update(string id, Func<JobRecord, JobRecord> change) =>
         SequenceById.TryGetValue(id, out var seq) ? this with { BySequence = BySequence.SetItem(seq, change(BySequence[seq])) } : this;
 

@@ -44,6 +44,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private readonly PackageSettings _packages;
     private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
     private bool _requeueDone;         // RequeueInterrupted has run since recovery
+    private long? _snapshotAt;         // the journal position of the snapshot recovery started from
 
     public override string PersistenceId => PersistenceIdValue;
 
@@ -61,9 +62,17 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         Recover<JobCancelled>(e => _book = _book.Apply(e));
         Recover<JobRequeued>(e => _book = _book.Apply(e));
         Recover<JobRecovering>(e => _book = _book.Apply(e));
+        Recover<SnapshotOffer>(offer =>
+        {
+            _book = JobBook.FromSnapshot((JobBookSnapshot)offer.Snapshot);
+            _snapshotAt = offer.Metadata.SequenceNr;
+        });
         Recover<RecoveryCompleted>(_ =>
         {
-            _log.Info("job manager recovered {0} job(s), last sequence {1}", _book.BySequence.Count, _book.LastSequence);
+            _log.Info("job manager recovered {0} job(s), last sequence {1}, {2}", _book.BySequence.Count, _book.LastSequence,
+                _snapshotAt is { } at ? $"from a snapshot at journal position {at} and {LastSequenceNr - at} event(s) after it" : $"from {LastSequenceNr} event(s)");
+            // A long replay (a journal from before snapshots, or snapshots that failed) is not repeated at the next restart.
+            if (LastSequenceNr - (_snapshotAt ?? 0) >= _settings.SnapshotEvery) SaveSnapshot(_book.ToSnapshot());
             Self.Tell(RequeueInterrupted.Instance);
             Timers.StartPeriodicTimer(nameof(WatchStore), WatchStore.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(10));
             Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
@@ -76,6 +85,16 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
                              && !Senders.FromRole(Context.System, Sender, CheckpointStoreLocator.Role),
             m => _log.Warning("refused {0} from {1}: not a checkpoint node of this cluster", m.GetType().Name, Sender.Path));
         Command<SweepPackages>(_ => SweepUnreferencedPackages());
+        Command<SaveSnapshotSuccess>(m =>
+        {
+            _log.Info("saved a snapshot of {0} job(s) at journal position {1}", _book.BySequence.Count, m.Metadata.SequenceNr);
+            // The newest two are kept: a restart falls back to the older one if the newest cannot be read.
+            DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1 - _settings.SnapshotEvery));
+        });
+        Command<SaveSnapshotFailure>(m => _log.Warning("could not save a snapshot at journal position {0}: {1}; a restart replays the events after the last one",
+            m.Metadata.SequenceNr, m.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(m => _log.Warning("could not delete old snapshots: {0}", m.Cause.Message));
 
         Command<RequeueInterrupted>(_ => RequeueInterruptedJobs());
         Command<SubmitJob>(Submit);
@@ -118,7 +137,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             var r = m.Result;
             Persist(new JobCompleted(m.JobId, r.Accuracy ?? double.NaN, r.Loss ?? double.NaN, r.Steps, r.Epochs, r.SamplesPerSecond, r.WeightsPath ?? "", Now(), r.Metrics), e =>
             {
-                _book = _book.Apply(e);
+                Applied(e);
                 _log.Info("job {0}: completed, held-out {1}, {2} steps", e.Id,
                     string.Join(", ", (e.Metrics ?? new Dictionary<string, double> { ["accuracy"] = e.Accuracy }).Select(kv => $"{kv.Key} {kv.Value:F4}")), e.Steps);
             });
@@ -135,7 +154,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             }
             Persist(new JobRecovering(m.JobId, m.Reason, Now()), e =>
             {
-                _book = _book.Apply(e);
+                Applied(e);
                 _log.Warning("job {0}: recovering ({1} of at most {2}): {3}", e.Id, job.Failures + 1, job.MaxFailures, e.Reason);
                 Schedule();
             });
@@ -161,6 +180,19 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     // A runner that throws is stopped, not restarted: restarting would start the job's training a second time.
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(ex =>
         Context.Sender.Path.Name == "worker-registry" ? Directive.Restart : Directive.Stop);
+
+    /// <summary>Applies an event just written, and saves a snapshot when one is due.</summary>
+    private void Applied(IOrchestratorMessage e)
+    {
+        _book = _book.Apply(e);
+        SnapshotIfDue();
+    }
+
+    /// <summary>Every snapshot-every events (called in a persist handler, where LastSequenceNr is the event's own position).</summary>
+    private void SnapshotIfDue()
+    {
+        if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_book.ToSnapshot());
+    }
 
     private void Submit(SubmitJob submit)
     {
@@ -202,6 +234,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             _submitting = null;
             _book = _book.Apply(e, spec);
+            SnapshotIfDue();
             _log.Info("job {0}: accepted ({1} device(s) on {2} worker(s))", e.Id, spec.WorldSize, spec.Workers);
             replyTo.Tell(new JobAccepted(e.Id, spec.Name, JobState.Queued.ToString()));
             Schedule();
@@ -228,7 +261,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         var replyTo = Sender;
         Persist(new JobCancelled(job.Id, Now()), e =>
         {
-            _book = _book.Apply(e);
+            Applied(e);
             if (_runners.TryGetValue(e.Id, out var run)) run.Runner.Tell(new RunnerMessages.Stop(e.Id));
             _log.Info("job {0}: cancelled", e.Id);
             replyTo.Tell(new CancelResult(e.Id, JobState.Cancelled.ToString(), true));
@@ -241,7 +274,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         if (_book.Find(jobId) is not { IsActive: true }) return;
         Persist(new JobFailed(jobId, error, Now()), e =>
         {
-            _book = _book.Apply(e);
+            Applied(e);
             _log.Warning("job {0}: failed: {1}", e.Id, e.Error);
         });
     }
@@ -257,7 +290,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         var last = requeued[^1];
         PersistAll(requeued, e =>
         {
-            _book = _book.Apply(e);
+            Applied(e);
             _log.Warning("job {0}: requeued after a coordinator restart", e.Id);
             if (ReferenceEquals(e, last)) Schedule();
         });
@@ -279,7 +312,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         int generation = head.NextGeneration;
         Persist(new JobStarted(head.Id, nodes, Now()), e =>
         {
-            _book = _book.Apply(e);
+            Applied(e);
             // The generation is in the journal before any worker hears of it, so a coordinator killed in
             // between starts the next one: a ring generation is never used twice.
             var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, generation, start.Workers, _settings),

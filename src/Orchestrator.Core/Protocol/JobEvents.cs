@@ -36,4 +36,23 @@ public static class JobEvents
     /// <summary>A running job lost a worker (or its ring failed): it goes on from its latest checkpoint once it has workers again.</summary>
     [MessagePackObject]
     public sealed record JobRecovering([property: Key(0)] string Id, [property: Key(1)] string Reason, [property: Key(2)] long AtMs) : IOrchestratorMessage;
+
+    /// <summary>
+    /// The job manager's whole state at a journal position: a snapshot (in the snapshot store, not the journal), so that a
+    /// restart reads the newest one and replays only the events after it. Same rules as the events: released, never changed.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record JobBookSnapshot([property: Key(0)] long LastSequence, [property: Key(1)] IReadOnlyList<JobSnapshot> Jobs) : IOrchestratorMessage;
+
+    /// <summary>One job in a <see cref="JobBookSnapshot"/>: everything its events made of it (times in Unix milliseconds).</summary>
+    [MessagePackObject]
+    public sealed record JobSnapshot(
+        [property: Key(0)] string Id, [property: Key(1)] long Sequence, [property: Key(2)] string Name, [property: Key(3)] string SpecJson,
+        [property: Key(4)] int Workers, [property: Key(5)] int DevicesPerWorker, [property: Key(6)] int Epochs, [property: Key(7)] string State,
+        [property: Key(8)] long SubmittedAtMs, [property: Key(9)] long? StartedAtMs, [property: Key(10)] long? EndedAtMs,
+        [property: Key(11)] IReadOnlyList<string> Nodes, [property: Key(12)] string? Error, [property: Key(13)] double? Accuracy,
+        [property: Key(14)] double? FinalLoss, [property: Key(15)] long Steps, [property: Key(16)] string? Weights, [property: Key(17)] int Failures,
+        [property: Key(18)] int MaxFailures, [property: Key(19)] int MinWorkers, [property: Key(20)] IReadOnlyDictionary<string, double>? Metrics,
+        [property: Key(21)] string Model, [property: Key(22)] string? Package, [property: Key(23)] int Attempts, [property: Key(24)] string? Interruption,
+        [property: Key(25)] string? SubmissionKey);
 }

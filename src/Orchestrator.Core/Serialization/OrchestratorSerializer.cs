@@ -69,6 +69,7 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(JobEvents.JobCancelled)] = "e.cancelled",
         [typeof(JobEvents.JobRequeued)] = "e.requeued",
         [typeof(JobEvents.JobRecovering)] = "e.recovering",
+        [typeof(JobEvents.JobBookSnapshot)] = "e.snapshot",
         [typeof(PackageProtocol.FetchPackageChunk)] = "p.fetch",
         [typeof(PackageProtocol.PackageChunk)] = "p.chunk",
         [typeof(PackageProtocol.PackageUnavailable)] = "p.none",

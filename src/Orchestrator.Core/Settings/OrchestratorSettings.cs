@@ -57,14 +57,17 @@ public sealed record ApiSettings(string Hostname, int Port, string Token, TimeSp
 }
 
 /// <param name="MaxQueuedJobs">Jobs waiting (queued or recovering) beyond which a submit is refused (429), so the queue cannot grow without bound.</param>
-public sealed record CoordinatorSettings(TimeSpan InventoryRetry, TimeSpan StopTimeout, int MaxQueuedJobs = 1000)
+public sealed record CoordinatorSettings(TimeSpan InventoryRetry, TimeSpan StopTimeout, int MaxQueuedJobs = 1000, int SnapshotEvery = 1000)
 {
     public static CoordinatorSettings Create(Config c)
     {
         var max = OrchestratorSettings.Int(c, "max-queued-jobs", "coordinator", 0);
         if (max is < 1 or > 1_000_000)
             throw new ConfigurationException($"orchestrator.coordinator.max-queued-jobs must be in [1, 1000000], was {c.GetString("max-queued-jobs", "(missing)")}");
-        return new(OrchestratorSettings.Positive(c, "inventory-retry", "coordinator"), OrchestratorSettings.Positive(c, "stop-timeout", "coordinator"), max);
+        var every = OrchestratorSettings.Int(c, "snapshot-every", "coordinator", 0);
+        if (every is < 10 or > 1_000_000)
+            throw new ConfigurationException($"orchestrator.coordinator.snapshot-every must be in [10, 1000000], was {c.GetString("snapshot-every", "(missing)")}");
+        return new(OrchestratorSettings.Positive(c, "inventory-retry", "coordinator"), OrchestratorSettings.Positive(c, "stop-timeout", "coordinator"), max, every);
     }
 }
 
