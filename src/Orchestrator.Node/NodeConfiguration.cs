@@ -67,7 +67,8 @@ public sealed record NodeConfiguration(Config Config, OrchestratorSettings Setti
 
         var dataDir = Path.GetFullPath(settings.DataDir);
         settings = settings with { DataDir = dataDir };
-        config = PersistenceDefaults(dataDir).WithFallback(config).WithFallback(SqlPersistence.DefaultConfiguration);
+        // Defaults under what the files and --set chose: a journal configured for PostgreSQL must not be overridden by SQLite's.
+        config = config.WithFallback(PersistenceDefaults(dataDir)).WithFallback(SqlPersistence.DefaultConfiguration);
         return new NodeConfiguration(config, settings, hostname, port, seeds, tls);
     }
 

@@ -36,12 +36,12 @@ public sealed class MembershipTests(MembershipCluster fixture) : IClassFixture<M
         var busy = running.GetProperty("workers").EnumerateArray().Select(w => _cluster.NodeAt(w.GetString()!)).ToList();
         // Both of the job's workers and one idle one: the coordinator's side is then a minority of two out of five.
         var victims = busy.Append(AllWorkers.First(w => !busy.Contains(w))).ToList();
+        var killed = System.Diagnostics.Stopwatch.StartNew();
         _cluster.Kill9([.. victims]);
 
         // One comes back at once on its old address, while its old incarnation is still a member.
         _cluster.Start(victims[0]);
         // The coordinator marks the others down (about 12 s after the kill) and stays up with its jobs meanwhile.
-        var killed = System.Diagnostics.Stopwatch.StartNew();
         foreach (var victim in victims.Skip(1))
             WaitForLog("coordinator", coordinatorLog, $"marking {_cluster.Address(victim)} down", TimeSpan.FromSeconds(60));
         Console.WriteLine($"three of four workers killed at once ({string.Join(", ", victims)}; {victims[0]} started again at once on its old address): " +
