@@ -78,6 +78,13 @@ public static class JobApi
             if (result.Stored) logs.CreateLogger("Orchestrator.Packages").LogInformation("package sha256:{Sha} stored ({Bytes} bytes)", sha256, result.Bytes);
             return Results.Json(new { sha256, bytes = result.Bytes, stored = result.Stored }, statusCode: result.Stored ? StatusCodes.Status201Created : StatusCodes.Status200OK);
         });
+        api.MapGet("/jobs/{id}/metrics", (string id, string? since, IRequiredActor<JobManagerKey> manager) =>
+        {
+            long after = -1;
+            if (since is not null && (!long.TryParse(since, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out after) || after < 0))
+                return Task.FromResult(Error(StatusCodes.Status400BadRequest, "since", $"must be a step number (0 or more), was '{since}'"));
+            return AskJobManager(manager, new GetJobMetrics(id, after), askTimeout, reply => reply is JobMetrics metrics ? Results.Ok(metrics) : null);
+        });
         api.MapGet("/workers", (IRequiredActor<JobManagerKey> manager) =>
             AskJobManager(manager, GetWorkers.Instance, askTimeout, reply => reply is WorkerList list ? Results.Ok(list.Workers) : null));
     }

@@ -139,6 +139,17 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         var unknown = _cluster.Client("status", "no-such-job-1");
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("no-such-job-1", unknown.Stderr);
+
+        // The metrics history: an unknown job, a step that is no step, no token.
+        var noMetrics = _cluster.Client("metrics", "no-such-job-1");
+        Assert.Equal(2, noMetrics.ExitCode);
+        Assert.Contains("no job with id 'no-such-job-1'", noMetrics.Stderr);
+        var badSince = _cluster.Client("metrics", "no-such-job-1", "--since", "-5");
+        Assert.Equal(2, badSince.ExitCode);
+        Assert.Contains("--since must be a step number", badSince.Stderr);
+        var noToken = _cluster.Client("metrics", "no-such-job-1", "--token", "not-the-token-at-all");
+        Assert.Equal(1, noToken.ExitCode);
+        Assert.Contains("401", noToken.Stderr);
     }
 
     [Fact]

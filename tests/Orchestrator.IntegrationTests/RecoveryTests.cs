@@ -92,6 +92,22 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
         Assert.True(long.Parse(resumed.Groups[1].Value) >= 200);
         Assert.Equal(0.0, _cluster.MaxAbsDiffAgainstRun(job, done.GetProperty("weights").GetString()!));
         Assert.Single(_cluster.Json("list").EnumerateArray(), j => j.GetProperty("id").GetString() == id);
+
+        // The metrics history outlived the coordinator: the steps reported before the kill, then the ones after, for both
+        // workers, with the learning rate and the held-out metrics of the checkpoints.
+        var metrics = _cluster.Json("metrics", id);
+        var steps = metrics.GetProperty("points").EnumerateArray().Select(p => p.GetProperty("step").GetInt64()).ToList();
+        Assert.Contains(steps, s => s > 0 && s <= 250);
+        Assert.Equal(600, steps[^1]);
+        Assert.Equal(steps.Order(), steps);
+        // (A point has each worker as it last reported: right after a start, rank 1 may not have reported yet.)
+        Assert.All(metrics.GetProperty("points").EnumerateArray(), p =>
+        {
+            Assert.InRange(p.GetProperty("workers").GetArrayLength(), 1, 2);
+            Assert.Equal(0.05, p.GetProperty("learningRate").GetDouble(), 6);
+        });
+        Assert.Equal(2, metrics.GetProperty("points").EnumerateArray().Last().GetProperty("workers").GetArrayLength());
+        Assert.Contains(metrics.GetProperty("evaluations").EnumerateArray(), e => e.GetProperty("metrics").TryGetProperty("accuracy", out _));
     }
 
     [Fact]

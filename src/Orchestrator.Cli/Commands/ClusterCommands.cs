@@ -9,7 +9,7 @@ namespace Orchestrator.Cli.Commands;
 
 /// <summary>
 /// The commands that talk to a cluster's job API (PRODUCT.md section 7): submit, status, list, watch,
-/// cancel, checkpoints, workers. Each takes --contact and --token; --json prints the API's document.
+/// cancel, checkpoints, metrics, workers. Each takes --contact and --token; --json prints the API's document.
 /// </summary>
 public static class ClusterCommands
 {
@@ -23,6 +23,7 @@ public static class ClusterCommands
         yield return Watch();
         yield return Cancel();
         yield return Checkpoints();
+        yield return Metrics();
         yield return Workers();
     }
 
@@ -198,6 +199,57 @@ public static class ClusterCommands
         return command;
     }
 
+    private static Command Metrics()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var since = new Option<long?>("--since") { Description = "only the steps after this one" };
+        var json = new Option<bool>("--json") { Description = "print {id, points: [{step, epoch, loss, learningRate, samplesPerSecond, communicationShare, atMs, workers}], evaluations: [{step, metrics}]} as JSON" };
+        var command = new Command("metrics", "a job's metrics history: loss, learning rate, throughput and communication share per reported step, and every checkpoint's held-out metrics") { id, since, json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            var after = result.GetValue(since) ?? -1;
+            if (after < -1) throw new UsageException($"--since must be a step number (0 or more), was {after}");
+            using var api = connection.Open(result);
+            // The API answers a page at a time; ask again after the last step until it says there is no more.
+            var points = new List<JsonElement>();
+            JsonElement page;
+            while (true)
+            {
+                page = api.Get($"{JobPath(result.GetValue(id)!)}/metrics{(after >= 0 ? $"?since={after}" : "")}");
+                points.AddRange(page.GetProperty("points").EnumerateArray());
+                if (!page.GetProperty("more").GetBoolean() || points.Count == 0) break;
+                after = points[^1].GetProperty("step").GetInt64();
+            }
+            var evaluations = page.GetProperty("evaluations").EnumerateArray().ToList();
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(JsonOutput.Serialize(new { id = page.GetProperty("id").GetString(), points, evaluations }));
+                return ExitCodes.Success;
+            }
+            if (points.Count == 0) Console.WriteLine("no steps reported yet");
+            else
+            {
+                var table = new Table().AddColumns("step", "epoch", "loss", "learning rate", "samples/s", "communication", "workers (samples/s)");
+                foreach (var p in points)
+                    table.AddRow(Text(p, "step"), Text(p, "epoch"), Number(p, "loss", "F4"), Number(p, "learningRate", "G4"), Number(p, "samplesPerSecond", "F0"),
+                        Number(p, "communicationShare", "P0"),
+                        string.Join(" ", p.GetProperty("workers").EnumerateArray().Select(w => $"{Text(w, "rank")}:{Number(w, "samplesPerSecond", "F0")}")));
+                AnsiConsole.Write(table);
+            }
+            if (evaluations.Count > 0)
+            {
+                var names = evaluations.SelectMany(e => e.GetProperty("metrics").EnumerateObject().Select(m => m.Name)).Distinct().Order(StringComparer.Ordinal).ToList();
+                var held = new Table().AddColumns(["checkpoint step", .. names]);
+                foreach (var e in evaluations) held.AddRow([Text(e, "step"), .. names.Select(n => Metric(e, n))]);
+                AnsiConsole.Write(held);
+            }
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
     private static Command Workers()
     {
         var connection = new Connection();
@@ -233,12 +285,16 @@ public static class ClusterCommands
                 .Start(context =>
                 {
                     var task = context.AddTask(id, maxValue: 1);
+                    // The loss so far, from the job's metrics history (with the steps before this watch began).
+                    var losses = new List<double>();
+                    long lastStep = -1;
                     while (true)
                     {
                         status = api.Get(path);
                         if (Long(status, "totalSteps") is { } total and > 0) task.MaxValue = total;
                         task.Value = Long(status, "step") ?? 0;
-                        task.Description = Markup.Escape(Describe(status));
+                        lastStep = AppendLosses(api, path, lastStep, losses);
+                        task.Description = Markup.Escape($"{Describe(status)} {Sparkline.Of(losses, 24)}");
                         if (EndStates.Contains(Text(status, "state"))) break;
                         Thread.Sleep(500);
                     }
@@ -345,6 +401,20 @@ public static class ClusterCommands
               (Metrics(c) is { Length: > 0 } metrics ? metrics : "not evaluated yet") +
               $", {(c.GetProperty("verified").GetBoolean() ? "verified" : "UNVERIFIED")}, {Text(c, "path")}"
             : "";
+
+    /// <summary>Appends the losses reported after step <paramref name="since"/>; returns the last step seen.</summary>
+    private static long AppendLosses(JobApiClient api, string path, long since, List<double> losses)
+    {
+        while (true)
+        {
+            var page = api.Get($"{path}/metrics{(since >= 0 ? $"?since={since}" : "")}");
+            var points = page.GetProperty("points").EnumerateArray().ToList();
+            foreach (var p in points)
+                losses.Add(p.GetProperty("loss").ValueKind == JsonValueKind.Number ? p.GetProperty("loss").GetDouble() : double.NaN);
+            if (points.Count > 0) since = points[^1].GetProperty("step").GetInt64();
+            if (!page.GetProperty("more").GetBoolean() || points.Count == 0) return since;
+        }
+    }
 
     private static string JobPath(string id) => "/api/v1/jobs/" + Uri.EscapeDataString(id);
 

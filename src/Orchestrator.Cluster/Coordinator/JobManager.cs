@@ -10,6 +10,7 @@ using Orchestrator.Core.Settings;
 using static Orchestrator.Core.Protocol.JobEvents;
 using static Orchestrator.Core.Protocol.JobProtocol;
 
+using Orchestrator.Cluster.Metrics;
 using Orchestrator.Cluster.Packages;
 
 namespace Orchestrator.Cluster.Coordinator;
@@ -45,15 +46,20 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
     private bool _requeueDone;         // RequeueInterrupted has run since recovery
     private long? _snapshotAt;         // the journal position of the snapshot recovery started from
+    private readonly string? _metricsDir;
+    private IActorRef _metrics = ActorRefs.Nobody;
 
     public override string PersistenceId => PersistenceIdValue;
 
-    public static Props Props(CoordinatorSettings settings, PackageSettings packages) => Akka.Actor.Props.Create(() => new JobManager(settings, packages));
+    /// <param name="metricsDir">Where jobs' metrics histories are kept (<c>&lt;data-dir&gt;/metrics</c>); null: in memory only.</param>
+    public static Props Props(CoordinatorSettings settings, PackageSettings packages, string? metricsDir = null) =>
+        Akka.Actor.Props.Create(() => new JobManager(settings, packages, metricsDir));
 
-    public JobManager(CoordinatorSettings settings, PackageSettings packages)
+    public JobManager(CoordinatorSettings settings, PackageSettings packages, string? metricsDir)
     {
         _settings = settings;
         _packages = packages;
+        _metricsDir = metricsDir;
 
         Recover<JobSubmitted>(e => _book = _book.Apply(e));
         Recover<JobStarted>(e => _book = _book.Apply(e));
@@ -78,7 +84,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
         });
         // Requests come from this node (the job API) or another coordinator's; checkpoint news from a checkpoint node.
-        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers
+        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers or GetJobMetrics
                              && !Senders.FromRole(Context.System, Sender, "coordinator"),
             m => _log.Warning("refused {0} from {1}: not a coordinator of this cluster", m.GetType().Name, Sender.Path));
         Command<object>(m => m is CheckpointProtocol.CheckpointsChanged or CheckpointProtocol.CheckpointWriteFailed
@@ -107,10 +113,20 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             if (CheckpointStoreLocator.Resolve(Context.System) is { } store) store.Forward(m);
             else Sender.Tell(new CheckpointList(job.Id, _checkpoints.GetValueOrDefault(job.Id, [])));
         });
+        Command<GetJobMetrics>(m =>
+        {
+            if (_book.Find(m.Id) is null) Sender.Tell(new JobNotFound(m.Id));
+            else _metrics.Forward(m);
+        });
         Command<WatchStore>(_ => CheckpointStoreLocator.Resolve(Context.System)?.Tell(new CheckpointProtocol.WatchCheckpoints()));
         Command<CheckpointProtocol.CheckpointsChanged>(m =>
         {
             _checkpoints[m.JobId] = m.Checkpoints;
+            // Held-out metrics into the job's history, which outlives the checkpoints that the keep policy deletes.
+            var evaluated = m.Checkpoints.Select(c => (c.Step, Metrics: c.Metrics is { Count: > 0 } named ? named
+                    : new[] { ("accuracy", c.Accuracy), ("loss", c.Loss) }.Where(x => x.Item2 is not null).ToDictionary(x => x.Item1, x => x.Item2!.Value)))
+                .Where(c => c.Metrics.Count > 0).Select(c => new EvaluationPoint(c.Step, c.Metrics)).ToList();
+            if (evaluated.Count > 0) _metrics.Tell(new MetricsRecorder.RecordEvaluations(m.JobId, evaluated));
             if (_checkpointErrors.TryGetValue(m.JobId, out var error) && m.Checkpoints.Any(c => c.Verified && c.Step > error.Step))
                 _checkpointErrors.Remove(m.JobId);   // a later checkpoint was written after all
         });
@@ -130,6 +146,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             var p = m.Report;
             _book = _book.WithProgress(m.JobId, new JobProgress(p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond, m.Workers));
+            _metrics.Tell(new MetricsRecorder.Record(m.JobId, new MetricsPoint(p.Step, p.Epoch, p.Loss, p.LearningRate,
+                m.Workers.Sum(w => w.SamplesPerSecond), p.CommunicationShare, Now(), m.Workers)));
         });
         Command<RunnerMessages.Completed>(m =>
         {
@@ -175,11 +193,12 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     {
         base.PreStart();
         Context.ActorOf(WorkerRegistry.Props(_settings), "worker-registry");
+        _metrics = Context.ActorOf(MetricsRecorder.Props(_metricsDir), "metrics");
     }
 
     // A runner that throws is stopped, not restarted: restarting would start the job's training a second time.
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(ex =>
-        Context.Sender.Path.Name == "worker-registry" ? Directive.Restart : Directive.Stop);
+        Context.Sender.Path.Name is "worker-registry" or "metrics" ? Directive.Restart : Directive.Stop);
 
     /// <summary>Applies an event just written, and saves a snapshot when one is due.</summary>
     private void Applied(IOrchestratorMessage e)

@@ -291,7 +291,8 @@ public sealed class Trainer : ReceiveActor
         {
             if (throttle.Elapsed < _settings.ProgressInterval && p.Step < p.TotalSteps) return;
             throttle.Restart();
-            parent.Tell(new TrainingProtocol.TrainingProgress(_start.JobId, _node, p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond, p.CommunicationShare));
+            parent.Tell(new TrainingProtocol.TrainingProgress(_start.JobId, _node, p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond,
+                p.CommunicationShare, p.LearningRate));
         });
         Directory.CreateDirectory(outputDir);
         var placement = new WorkerPlacement(_start.Rank, _start.WorldSize, _spec.DevicesPerWorker);

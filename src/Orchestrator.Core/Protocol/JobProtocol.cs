@@ -114,6 +114,40 @@ public static class JobProtocol
     [MessagePackObject]
     public sealed record GetCheckpoints([property: Key(0)] string Id) : IOrchestratorMessage;
 
+    /// <summary>A job's metrics history after step <paramref name="Since"/> (<c>GET /api/v1/jobs/{id}/metrics?since=</c>).</summary>
+    [MessagePackObject]
+    public sealed record GetJobMetrics([property: Key(0)] string Id, [property: Key(1)] long Since) : IOrchestratorMessage;
+
+    /// <summary>
+    /// One reported step of a job: rank 0's loss (the mean over its last report window), the learning rate, and
+    /// every worker's throughput and communication share as each last reported them. Times are Unix milliseconds.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record MetricsPoint(
+        [property: Key(0)] long Step,
+        [property: Key(1)] int Epoch,
+        [property: Key(2)] double Loss,
+        [property: Key(3)] double LearningRate,
+        [property: Key(4)] double SamplesPerSecond,
+        [property: Key(5)] double CommunicationShare,
+        [property: Key(6)] long AtMs,
+        [property: Key(7)] IReadOnlyList<WorkerStat> Workers);
+
+    /// <summary>The held-out metrics of the checkpoint at <paramref name="Step"/>, as the checkpoint actor evaluated them.</summary>
+    [MessagePackObject]
+    public sealed record EvaluationPoint([property: Key(0)] long Step, [property: Key(1)] IReadOnlyDictionary<string, double> Metrics);
+
+    /// <summary>
+    /// Answer to <see cref="GetJobMetrics"/>: points in step order (at most a page: <paramref name="More"/> says to ask
+    /// again after the last step), and every evaluation.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record JobMetrics(
+        [property: Key(0)] string Id,
+        [property: Key(1)] IReadOnlyList<MetricsPoint> Points,
+        [property: Key(2)] IReadOnlyList<EvaluationPoint> Evaluations,
+        [property: Key(3)] bool More) : IOrchestratorMessage;
+
     [MessagePackObject]
     public sealed record CheckpointList([property: Key(0)] string Id, [property: Key(1)] IReadOnlyList<CheckpointView> Checkpoints) : IOrchestratorMessage;
 

@@ -51,7 +51,8 @@ public static class TrainingProtocol
         [property: Key(5)] long TotalSteps,
         [property: Key(6)] double Loss,
         [property: Key(7)] double SamplesPerSecond,
-        [property: Key(8)] double CommunicationShare) : IOrchestratorMessage;
+        [property: Key(8)] double CommunicationShare,
+        [property: Key(9)] double LearningRate = double.NaN) : IOrchestratorMessage;
 
     /// <summary>
     /// Agent → runner: this worker took the last step. <paramref name="Digest"/> is the SHA-256 of its

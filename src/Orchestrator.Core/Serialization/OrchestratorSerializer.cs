@@ -59,6 +59,8 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(JobProtocol.CancelResult)] = "j.cancelled",
         [typeof(JobProtocol.JobStatus)] = "j.status",
         [typeof(JobProtocol.GetCheckpoints)] = "j.ckpts?",
+        [typeof(JobProtocol.GetJobMetrics)] = "j.metrics?",
+        [typeof(JobProtocol.JobMetrics)] = "j.metrics",
         [typeof(JobProtocol.CheckpointList)] = "j.ckpts",
         [typeof(JobProtocol.GetWorkers)] = "j.workers?",
         [typeof(JobProtocol.WorkerList)] = "j.workers",

@@ -4,6 +4,7 @@ using Orchestrator.Core.Jobs;
 using Orchestrator.Sdk;
 using Orchestrator.Training.Safetensors;
 using Orchestrator.Training.Checkpoints;
+using Orchestrator.Training.Optim;
 using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Engine;
@@ -22,7 +23,8 @@ public sealed record WorkerPlacement(int WorkerRank, int Workers, int DevicesPer
 }
 
 /// <summary>Progress of one worker: its own throughput and the share of step time spent in the all-reduce.</summary>
-public sealed record WorkerProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond, double CommunicationShare);
+public sealed record WorkerProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double SamplesPerSecond, double CommunicationShare,
+    double LearningRate = double.NaN);
 
 /// <summary>
 /// A worker's checkpoint duties: continue from <paramref name="ResumeFrom"/> (every worker loads the
@@ -115,7 +117,8 @@ public static class DataParallelRun
             if (progress is not null && (sinceReport.ElapsedMilliseconds >= 250 || step == totalSteps) && windowSamples > 0)
             {
                 progress.Report(new WorkerProgress(plan.Epoch + 1, job.Epochs, step, totalSteps, windowLoss / windowSamples,
-                    samples / clock.Elapsed.TotalSeconds, communication / clock.Elapsed));
+                    samples / clock.Elapsed.TotalSeconds, communication / clock.Elapsed,
+                    OptimizerFactory.LearningRateAt(job.Optimizer, job.LrSchedule, next.Step, totalSteps)));
                 windowLoss = 0;
                 windowSamples = 0;
                 sinceReport.Restart();

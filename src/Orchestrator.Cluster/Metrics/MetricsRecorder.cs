@@ -1,0 +1,139 @@
+using System.Text;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Event;
+using Orchestrator.Core.IO;
+using Orchestrator.Core.Protocol;
+
+namespace Orchestrator.Cluster.Metrics;
+
+/// <summary>
+/// Keeps every job's metrics history (a child of the job manager, so that file writes stay off its mailbox): rank 0's
+/// reported steps with every worker's figures, and the held-out metrics of each evaluated checkpoint. On disk, two JSON
+/// Lines files per job in <c>&lt;data-dir&gt;/metrics/</c> (<c>&lt;job-id&gt;.points.jsonl</c>,
+/// <c>&lt;job-id&gt;.evaluations.jsonl</c>; docs/wire-formats.md): a point is appended, and the file is rewritten whole
+/// (atomically) when <see cref="MetricsHistory"/> thins or rewinds it, so it survives a coordinator restart and stays
+/// bounded. The histories of the most recently used jobs are kept in memory; others are read again when asked for.
+/// </summary>
+public sealed class MetricsRecorder : ReceiveActor
+{
+    /// <summary>Points kept per job before the older half is thinned.</summary>
+    public const int PointLimit = 4000;
+    /// <summary>Points per answer: a page stays well under the cluster's 256,000-byte frame with a few dozen workers.</summary>
+    public const int Page = 200;
+    private const int JobsInMemory = 32;
+
+    public sealed record Record(string JobId, JobProtocol.MetricsPoint Point);
+    public sealed record RecordEvaluations(string JobId, IReadOnlyList<JobProtocol.EvaluationPoint> Evaluations);
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private readonly string? _dir;
+    private readonly Dictionary<string, (MetricsHistory History, long Used)> _jobs = [];
+    private readonly HashSet<string> _warned = [];
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private long _clock;
+
+    /// <param name="dir">Where the files go; null keeps histories in memory only (tests).</param>
+    public static Props Props(string? dir) => Akka.Actor.Props.Create(() => new MetricsRecorder(dir));
+
+    public MetricsRecorder(string? dir)
+    {
+        _dir = dir;
+        Receive<Record>(m =>
+        {
+            var history = Get(m.JobId);
+            if (history.Add(m.Point)) Rewrite(m.JobId, history);
+            else Append(PointsFile(m.JobId), m.Point, m.JobId);
+        });
+        Receive<RecordEvaluations>(m =>
+        {
+            var history = Get(m.JobId);
+            foreach (var evaluation in m.Evaluations)
+                if (history.Add(evaluation)) Append(EvaluationsFile(m.JobId), evaluation, m.JobId);
+        });
+        Receive<JobProtocol.GetJobMetrics>(m =>
+        {
+            var history = Get(m.Id);
+            var (points, more) = history.After(m.Since, Page);
+            Sender.Tell(new JobProtocol.JobMetrics(m.Id, points, history.Evaluations.ToList(), more));
+        });
+    }
+
+    private string? PointsFile(string jobId) => _dir is null ? null : Path.Combine(_dir, jobId + ".points.jsonl");
+    private string? EvaluationsFile(string jobId) => _dir is null ? null : Path.Combine(_dir, jobId + ".evaluations.jsonl");
+
+    private MetricsHistory Get(string jobId)
+    {
+        if (_jobs.TryGetValue(jobId, out var entry))
+        {
+            _jobs[jobId] = (entry.History, ++_clock);
+            return entry.History;
+        }
+        if (_jobs.Count >= JobsInMemory) _jobs.Remove(_jobs.MinBy(j => j.Value.Used).Key);
+        var history = new MetricsHistory(PointLimit);
+        foreach (var point in Read<JobProtocol.MetricsPoint>(PointsFile(jobId))) history.Add(point);
+        foreach (var evaluation in Read<JobProtocol.EvaluationPoint>(EvaluationsFile(jobId))) history.Add(evaluation);
+        _jobs[jobId] = (history, ++_clock);
+        return history;
+    }
+
+    /// <summary>Every line that parses (a line cut short by a crash is skipped).</summary>
+    private IEnumerable<T> Read<T>(string? file)
+    {
+        if (file is null || !File.Exists(file)) return [];
+        try
+        {
+            var items = new List<T>();
+            foreach (var line in File.ReadLines(file))
+            {
+                if (line.Length == 0) continue;
+                try { if (JsonSerializer.Deserialize<T>(line, Json) is { } item) items.Add(item); }
+                catch (JsonException) { }
+            }
+            return items;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("metrics: could not read {0}: {1}", file, ex.Message);
+            return [];
+        }
+    }
+
+    private void Append<T>(string? file, T item, string jobId)
+    {
+        if (file is null) return;
+        Guarded(jobId, () =>
+        {
+            Directory.CreateDirectory(_dir!);
+            File.AppendAllText(file, JsonSerializer.Serialize(item, Json) + "\n");
+        });
+    }
+
+    private void Rewrite(string jobId, MetricsHistory history)
+    {
+        if (PointsFile(jobId) is not { } file) return;
+        Guarded(jobId, () =>
+        {
+            Directory.CreateDirectory(_dir!);
+            AtomicFile.Write(file, stream =>
+            {
+                using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
+                foreach (var point in history.Points) writer.Write(JsonSerializer.Serialize(point, Json) + "\n");
+            });
+        });
+    }
+
+    /// <summary>A full or read-only disk costs the history's file, not the job: the history stays in memory, with one warning per job.</summary>
+    private void Guarded(string jobId, Action write)
+    {
+        try { write(); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            if (_warned.Add(jobId)) _log.Warning("metrics of job {0}: could not write to {1}: {2}; kept in memory only", jobId, _dir, ex.Message);
+        }
+    }
+}
