@@ -132,7 +132,7 @@ public static class NodeHost
 
             if (options.Has("coordinator"))
             {
-                b.WithSingleton<JobManagerKey>("job-manager", JobManagerGuard.Props(settings.Coordinator, settings.Packages, Path.Combine(settings.DataDir, "metrics")),
+                b.WithSingleton<JobManagerKey>("job-manager", JobManagerGuard.Props(settings.Coordinator, settings.Packages, settings.DataDir),
                     new ClusterSingletonOptions { Role = "coordinator" }, createProxyToo: true);
                 b.WithActors((system, _) => system.ActorOf(PackageServer.Props(new PackageStore(settings.Packages.Dir, settings.Packages.MaxBytes)), PackageServer.Name));
             }

@@ -3,6 +3,7 @@ using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using Orchestrator.Cluster.Metrics;
 using Orchestrator.Core.Settings;
+using Orchestrator.TestSupport;
 using static Orchestrator.Core.Protocol.JobProtocol;
 
 namespace Orchestrator.Cluster.Tests;
@@ -67,9 +68,9 @@ public sealed class MetricsRecorderSpec() : TestKit(ConfigurationFactory.ParseSt
     [Fact]
     public async Task A_history_written_by_one_recorder_is_read_by_the_next_with_its_evaluations_and_a_torn_last_line_is_skipped()
     {
-        var first = Sys.ActorOf(MetricsRecorder.Props(_dir), "first");
+        var first = Sys.ActorOf(MetricsRecorder.Props(_dir, Path.Combine(_dir, "tensorboard")), "first");
         for (long step = 1; step <= 5; step++)
-            first.Tell(new MetricsRecorder.Record("job-1", new MetricsPoint(step, 1, 2.0 / step, double.NaN, 900, 0.2, 1000 + step, [new WorkerStat("a", 0, step, 900, 0.2)])));
+            first.Tell(new MetricsRecorder.Record("job-1", new MetricsPoint(step, 1, 2.0 / step, double.NaN, 900, 0.2, 1_700_000_000_000 + 1000 * step, [new WorkerStat("a", 0, step, 900, 0.2)])));
         first.Tell(new MetricsRecorder.RecordEvaluations("job-1", [new EvaluationPoint(5, new Dictionary<string, double> { ["loss"] = 0.4 })]));
         first.Tell(new GetJobMetrics("job-1", -1));
         Assert.Equal(5, (await ExpectMsgAsync<JobMetrics>(Wait)).Points.Count);
@@ -87,6 +88,15 @@ public sealed class MetricsRecorderSpec() : TestKit(ConfigurationFactory.ParseSt
         Assert.Equal("a", metrics.Points[0].Workers.Single().Node);
         Assert.Equal(0.4, Assert.Single(metrics.Evaluations).Metrics["loss"]);
         Assert.False(metrics.More);
+
+        // TensorBoard's files, read with our own reader: every reported loss at its step, the held-out loss at the checkpoint's.
+        var scalars = TensorBoardEvents.ReadFolder(MetricsRecorder.TensorBoardFolder(Path.Combine(_dir, "tensorboard"), "job-1"));
+        Assert.Equal(Enumerable.Range(1, 5).Select(s => ((long)s, (float)(2.0 / s))),
+            scalars.Where(s => s.Tag == "train/loss").Select(s => (s.Step, s.Value)));
+        Assert.Equal((5L, 0.4f), scalars.Where(s => s.Tag == "heldout/loss").Select(s => (s.Step, s.Value)).Single());
+        Assert.Equal(5, scalars.Count(s => s.Tag == "workers/rank0/samples_per_second" && s.Value == 900));
+        Assert.DoesNotContain(scalars, s => s.Tag == "train/learning_rate");   // NaN is left out
+        Assert.Equal(1_700_000_001, scalars.First(s => s.Tag == "train/loss").WallTime, 0);   // Unix seconds
     }
 
     void IDisposable.Dispose()

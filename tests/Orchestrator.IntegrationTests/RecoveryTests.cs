@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.IntegrationTests;
 
@@ -108,6 +109,17 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
         });
         Assert.Equal(2, metrics.GetProperty("points").EnumerateArray().Last().GetProperty("workers").GetArrayLength());
         Assert.Contains(metrics.GetProperty("evaluations").EnumerateArray(), e => e.GetProperty("metrics").TryGetProperty("accuracy", out _));
+
+        // TensorBoard's files in the folder that status names, read with our own reader: the same loss at the same step,
+        // both workers' throughput, the held-out accuracy; from both coordinator incarnations (a file each).
+        var folder = _cluster.Status(id).GetProperty("tensorBoard").GetString()!;
+        var scalars = TensorBoardEvents.ReadFolder(folder);
+        var last = metrics.GetProperty("points").EnumerateArray().Last();
+        Assert.Contains(scalars, s => s.Tag == "train/loss" && s.Step == 600 && s.Value == (float)last.GetProperty("loss").GetDouble());
+        Assert.Contains(scalars, s => s.Tag == "train/loss" && s.Step <= 250);
+        Assert.Contains(scalars, s => s.Tag == "workers/rank1/samples_per_second" && s.Value > 0);
+        Assert.Contains(scalars, s => s.Tag == "heldout/accuracy" && s.Value is > 0 and <= 1);
+        Assert.True(Directory.GetFiles(folder, "events.out.tfevents.*").Length >= 2, "one event file per coordinator incarnation");
     }
 
     [Fact]

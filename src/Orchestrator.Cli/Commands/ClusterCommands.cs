@@ -372,6 +372,7 @@ public static class ClusterCommands
         Row("latest checkpoint", Checkpoint(s, "latestCheckpoint"));
         Row("best checkpoint", Checkpoint(s, "bestCheckpoint"));
         Row("weights", Text(s, "weights"));
+        Row("tensorboard", Text(s, "tensorBoard"));
         Row("error", Text(s, "error"));
         Row("submitted", Text(s, "submittedAt"));
         Row("ended", Text(s, "endedAt"));

@@ -46,20 +46,21 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
     private bool _requeueDone;         // RequeueInterrupted has run since recovery
     private long? _snapshotAt;         // the journal position of the snapshot recovery started from
-    private readonly string? _metricsDir;
+    private readonly string? _dataDir;
     private IActorRef _metrics = ActorRefs.Nobody;
 
     public override string PersistenceId => PersistenceIdValue;
 
-    /// <param name="metricsDir">Where jobs' metrics histories are kept (<c>&lt;data-dir&gt;/metrics</c>); null: in memory only.</param>
-    public static Props Props(CoordinatorSettings settings, PackageSettings packages, string? metricsDir = null) =>
-        Akka.Actor.Props.Create(() => new JobManager(settings, packages, metricsDir));
+    /// <param name="dataDir">The node's data folder, where jobs' metrics histories (<c>metrics/</c>) and TensorBoard folders
+    /// (<c>tensorboard/</c>) are kept; null: histories in memory only, no TensorBoard files.</param>
+    public static Props Props(CoordinatorSettings settings, PackageSettings packages, string? dataDir = null) =>
+        Akka.Actor.Props.Create(() => new JobManager(settings, packages, dataDir));
 
-    public JobManager(CoordinatorSettings settings, PackageSettings packages, string? metricsDir)
+    public JobManager(CoordinatorSettings settings, PackageSettings packages, string? dataDir)
     {
         _settings = settings;
         _packages = packages;
-        _metricsDir = metricsDir;
+        _dataDir = dataDir;
 
         Recover<JobSubmitted>(e => _book = _book.Apply(e));
         Recover<JobStarted>(e => _book = _book.Apply(e));
@@ -193,7 +194,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     {
         base.PreStart();
         Context.ActorOf(WorkerRegistry.Props(_settings), "worker-registry");
-        _metrics = Context.ActorOf(MetricsRecorder.Props(_metricsDir), "metrics");
+        _metrics = Context.ActorOf(MetricsRecorder.Props(_dataDir is null ? null : Path.Combine(_dataDir, "metrics"),
+            _dataDir is null ? null : Path.Combine(_dataDir, "tensorboard")), "metrics");
     }
 
     // A runner that throws is stopped, not restarted: restarting would start the job's training a second time.
@@ -384,7 +386,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             LatestCheckpoint: latest, BestCheckpoint: best,
             Weights: job.Weights, Accuracy: job.Accuracy, Message: message, DevicesRequested: job.DevicesRequested,
             SubmittedAt: job.SubmittedAt.ToString("O"), StartedAt: job.StartedAt?.ToString("O"), EndedAt: job.EndedAt?.ToString("O"),
-            WorkerStats: p?.Workers ?? [], Metrics: job.Metrics, Workload: job.Model);
+            WorkerStats: p?.Workers ?? [], Metrics: job.Metrics, Workload: job.Model,
+            TensorBoard: _dataDir is null ? null : MetricsRecorder.TensorBoardFolder(Path.Combine(_dataDir, "tensorboard"), job.Id));
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

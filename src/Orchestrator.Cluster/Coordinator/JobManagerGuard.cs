@@ -33,8 +33,8 @@ public sealed class JobManagerGuard : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(CoordinatorSettings settings, PackageSettings packages, string? metricsDir = null) =>
-        Akka.Actor.Props.Create(() => new JobManagerGuard(JobManager.Props(settings, packages, metricsDir)));
+    public static Props Props(CoordinatorSettings settings, PackageSettings packages, string? dataDir = null) =>
+        Akka.Actor.Props.Create(() => new JobManagerGuard(JobManager.Props(settings, packages, dataDir)));
 
     /// <summary>Guards any job manager props, with a first backoff of <paramref name="minBackoff"/> (tests).</summary>
     public static Props PropsFor(Props manager, TimeSpan minBackoff) => Akka.Actor.Props.Create(() => new JobManagerGuard(manager, minBackoff));

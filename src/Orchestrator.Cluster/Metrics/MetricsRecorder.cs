@@ -32,28 +32,40 @@ public sealed class MetricsRecorder : ReceiveActor
     };
 
     private readonly string? _dir;
+    private readonly string? _tensorBoardDir;
     private readonly Dictionary<string, (MetricsHistory History, long Used)> _jobs = [];
+    private readonly Dictionary<string, TensorBoardRun> _tensorBoard = [];
     private readonly HashSet<string> _warned = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _clock;
 
-    /// <param name="dir">Where the files go; null keeps histories in memory only (tests).</param>
-    public static Props Props(string? dir) => Akka.Actor.Props.Create(() => new MetricsRecorder(dir));
+    /// <param name="dir">Where the histories go; null keeps them in memory only (tests).</param>
+    /// <param name="tensorBoardDir">Where each job's TensorBoard folder goes; null writes none.</param>
+    public static Props Props(string? dir, string? tensorBoardDir = null) => Akka.Actor.Props.Create(() => new MetricsRecorder(dir, tensorBoardDir));
 
-    public MetricsRecorder(string? dir)
+    /// <summary>A job's TensorBoard folder under <paramref name="tensorBoardDir"/>.</summary>
+    public static string TensorBoardFolder(string tensorBoardDir, string jobId) => Path.Combine(tensorBoardDir, jobId);
+
+    public MetricsRecorder(string? dir, string? tensorBoardDir)
     {
         _dir = dir;
+        _tensorBoardDir = tensorBoardDir;
         Receive<Record>(m =>
         {
             var history = Get(m.JobId);
             if (history.Add(m.Point)) Rewrite(m.JobId, history);
             else Append(PointsFile(m.JobId), m.Point, m.JobId);
+            Guarded(m.JobId, () => TensorBoard(m.JobId)?.Write(m.Point));
         });
         Receive<RecordEvaluations>(m =>
         {
             var history = Get(m.JobId);
             foreach (var evaluation in m.Evaluations)
-                if (history.Add(evaluation)) Append(EvaluationsFile(m.JobId), evaluation, m.JobId);
+                if (history.Add(evaluation))
+                {
+                    Append(EvaluationsFile(m.JobId), evaluation, m.JobId);
+                    Guarded(m.JobId, () => TensorBoard(m.JobId)?.Write(evaluation, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+                }
         });
         Receive<JobProtocol.GetJobMetrics>(m =>
         {
@@ -61,6 +73,15 @@ public sealed class MetricsRecorder : ReceiveActor
             var (points, more) = history.After(m.Since, Page);
             Sender.Tell(new JobProtocol.JobMetrics(m.Id, points, history.Evaluations.ToList(), more));
         });
+    }
+
+    private TensorBoardRun? TensorBoard(string jobId)
+    {
+        if (_tensorBoardDir is null) return null;
+        if (_tensorBoard.TryGetValue(jobId, out var run)) return run;
+        // As many writers as histories in memory: the least recently used job's goes (a later point opens a new file).
+        if (_tensorBoard.Count >= JobsInMemory) _tensorBoard.Remove(_tensorBoard.Keys.MinBy(k => _jobs.TryGetValue(k, out var e) ? e.Used : 0)!);
+        return _tensorBoard[jobId] = new TensorBoardRun(TensorBoardFolder(_tensorBoardDir, jobId));
     }
 
     private string? PointsFile(string jobId) => _dir is null ? null : Path.Combine(_dir, jobId + ".points.jsonl");
@@ -127,7 +148,7 @@ public sealed class MetricsRecorder : ReceiveActor
         });
     }
 
-    /// <summary>A full or read-only disk costs the history's file, not the job: the history stays in memory, with one warning per job.</summary>
+    /// <summary>A full or read-only disk costs the history's files (and TensorBoard's), not the job: the history stays in memory, with one warning per job.</summary>
     private void Guarded(string jobId, Action write)
     {
         try { write(); }

@@ -100,7 +100,8 @@ public static class JobProtocol
         [property: Key(20)] string? EndedAt,
         [property: Key(21)] IReadOnlyList<WorkerStat> WorkerStats,
         [property: Key(22)] IReadOnlyDictionary<string, double>? Metrics = null,
-        [property: Key(23)] string? Workload = null) : IOrchestratorMessage;
+        [property: Key(23)] string? Workload = null,
+        [property: Key(24)] string? TensorBoard = null) : IOrchestratorMessage;
 
     /// <summary>One worker of a running job: its rank, step, throughput and the share of step time spent communicating.</summary>
     [MessagePackObject]
