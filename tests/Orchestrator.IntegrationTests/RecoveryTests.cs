@@ -120,6 +120,15 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
         Assert.Contains(scalars, s => s.Tag == "workers/rank1/samples_per_second" && s.Value > 0);
         Assert.Contains(scalars, s => s.Tag == "heldout/accuracy" && s.Value is > 0 and <= 1);
         Assert.True(Directory.GetFiles(folder, "events.out.tfevents.*").Length >= 2, "one event file per coordinator incarnation");
+
+        // The plot, and --out into a folder that does not exist.
+        var png = Path.Combine(_cluster.Dir, "it-coord.png");
+        var plot = _cluster.Client("plot", id, "--out", png);
+        Assert.True(plot.ExitCode == 0, plot.ToString());
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(png)[..4]);
+        var nowhere = _cluster.Client("plot", id, "--out", Path.Combine(_cluster.Dir, "no-such-folder", "x.png"));
+        Assert.Equal(2, nowhere.ExitCode);
+        Assert.Contains("does not exist", nowhere.Stderr);
     }
 
     [Fact]

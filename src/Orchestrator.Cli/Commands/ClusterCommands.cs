@@ -9,7 +9,7 @@ namespace Orchestrator.Cli.Commands;
 
 /// <summary>
 /// The commands that talk to a cluster's job API (PRODUCT.md section 7): submit, status, list, watch,
-/// cancel, checkpoints, metrics, workers. Each takes --contact and --token; --json prints the API's document.
+/// cancel, checkpoints, metrics, plot, workers. Each takes --contact and --token; --json prints the API's document.
 /// </summary>
 public static class ClusterCommands
 {
@@ -24,6 +24,7 @@ public static class ClusterCommands
         yield return Cancel();
         yield return Checkpoints();
         yield return Metrics();
+        yield return Plot();
         yield return Workers();
     }
 
@@ -212,20 +213,11 @@ public static class ClusterCommands
             var after = result.GetValue(since) ?? -1;
             if (after < -1) throw new UsageException($"--since must be a step number (0 or more), was {after}");
             using var api = connection.Open(result);
-            // The API answers a page at a time; ask again after the last step until it says there is no more.
-            var points = new List<JsonElement>();
-            JsonElement page;
-            while (true)
-            {
-                page = api.Get($"{JobPath(result.GetValue(id)!)}/metrics{(after >= 0 ? $"?since={after}" : "")}");
-                points.AddRange(page.GetProperty("points").EnumerateArray());
-                if (!page.GetProperty("more").GetBoolean() || points.Count == 0) break;
-                after = points[^1].GetProperty("step").GetInt64();
-            }
-            var evaluations = page.GetProperty("evaluations").EnumerateArray().ToList();
+            // The API answers a page at a time; History asks again after the last step until it says there is no more.
+            var (points, evaluations) = History(api, JobPath(result.GetValue(id)!), after);
             if (result.GetValue(json))
             {
-                Console.WriteLine(JsonOutput.Serialize(new { id = page.GetProperty("id").GetString(), points, evaluations }));
+                Console.WriteLine(JsonOutput.Serialize(new { id = result.GetValue(id), points, evaluations }));
                 return ExitCodes.Success;
             }
             if (points.Count == 0) Console.WriteLine("no steps reported yet");
@@ -248,6 +240,42 @@ public static class ClusterCommands
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    private static Command Plot()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var output = new Option<string?>("--out") { Description = "the PNG to write (default: <job-id>.png here)" };
+        var command = new Command("plot", "draw a job's metrics history as a PNG: loss and held-out metrics against step, samples/s and communication share per worker") { id, output };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            var job = result.GetValue(id)!;
+            var path = Path.GetFullPath(result.GetValue(output) ?? job + ".png");
+            if (Path.GetDirectoryName(path) is { } folder && !Directory.Exists(folder))
+                throw new UsageException($"--out {result.GetValue(output)}: the folder {folder} does not exist");
+            using var api = connection.Open(result);
+            var (points, evaluations) = History(api, JobPath(job));
+            var (chartPoints, chartEvaluations) = MetricsChart.FromJson(points, evaluations);
+            MetricsChart.Save(job, chartPoints, chartEvaluations, path);
+            Console.WriteLine(path);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    /// <summary>Every point of a job's metrics history (page after page) and its evaluations.</summary>
+    private static (List<JsonElement> Points, List<JsonElement> Evaluations) History(JobApiClient api, string path, long after = -1)
+    {
+        var points = new List<JsonElement>();
+        while (true)
+        {
+            var page = api.Get($"{path}/metrics{(after >= 0 ? $"?since={after}" : "")}");
+            points.AddRange(page.GetProperty("points").EnumerateArray());
+            if (!page.GetProperty("more").GetBoolean() || points.Count == 0) return (points, page.GetProperty("evaluations").EnumerateArray().ToList());
+            after = points[^1].GetProperty("step").GetInt64();
+        }
     }
 
     private static Command Workers()
@@ -406,15 +434,9 @@ public static class ClusterCommands
     /// <summary>Appends the losses reported after step <paramref name="since"/>; returns the last step seen.</summary>
     private static long AppendLosses(JobApiClient api, string path, long since, List<double> losses)
     {
-        while (true)
-        {
-            var page = api.Get($"{path}/metrics{(since >= 0 ? $"?since={since}" : "")}");
-            var points = page.GetProperty("points").EnumerateArray().ToList();
-            foreach (var p in points)
-                losses.Add(p.GetProperty("loss").ValueKind == JsonValueKind.Number ? p.GetProperty("loss").GetDouble() : double.NaN);
-            if (points.Count > 0) since = points[^1].GetProperty("step").GetInt64();
-            if (!page.GetProperty("more").GetBoolean() || points.Count == 0) return since;
-        }
+        var (points, _) = History(api, path, since);
+        losses.AddRange(points.Select(p => p.GetProperty("loss").ValueKind == JsonValueKind.Number ? p.GetProperty("loss").GetDouble() : double.NaN));
+        return points.Count > 0 ? points[^1].GetProperty("step").GetInt64() : since;
     }
 
     private static string JobPath(string id) => "/api/v1/jobs/" + Uri.EscapeDataString(id);
