@@ -8,14 +8,5 @@
 # Usage: scripts/membership-drill.sh [seconds,seconds,...]
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-cd "$ORCH_ROOT"
-if ! orch_have_fashion_mnist; then "$ORCH_ROOT/scripts/fetch-data.sh"; fi
-dotnet build Orchestrator.sln -c Release -nologo -v q >/dev/null || { echo "build failed" >&2; exit 1; }
-log="$(mktemp)"
-ORCH_FREEZE_SECONDS="${1:-6,8,10,11,12,14,20}" dotnet test tests/Orchestrator.IntegrationTests -c Release --no-build --nologo \
-  --filter "FullyQualifiedName~MembershipTests" --logger "console;verbosity=detailed" >"$log" 2>&1
-status=$?
-grep -E "^(froze |coordinator cut off|all four workers|three of four)|^ *(Passed|Failed) Orchestrator" "$log"
-[ "$status" -eq 0 ] || { echo "the drill failed; the test output: $log" >&2; exit "$status"; }
-rm -f "$log"
+ORCH_FREEZE_SECONDS="${1:-6,8,10,11,12,14,20}" orch_drill MembershipTests "^(froze |coordinator cut off|all four workers|three of four)" || exit
 echo "membership drill: passed"

@@ -52,3 +52,20 @@ orch_have_fashion_mnist() {
   done
   return 1
 }
+
+# orch_drill <test class> <lines to print (grep -E)>: the long drills (membership-drill.sh, durability-loop.sh):
+# builds, runs one integration test class (its settings come from the environment), prints the matching
+# lines of its output and its verdicts; on failure keeps the whole output and names it.
+orch_drill() {
+  local class="$1" pattern="$2" log status
+  cd "$ORCH_ROOT" || return 1
+  if ! orch_have_fashion_mnist; then "$ORCH_ROOT/scripts/fetch-data.sh" || return 1; fi
+  dotnet build Orchestrator.sln -c Release -nologo -v q >/dev/null || { echo "build failed" >&2; return 1; }
+  log="$(mktemp)"
+  dotnet test tests/Orchestrator.IntegrationTests -c Release --no-build --nologo \
+    --filter "FullyQualifiedName~$class" --logger "console;verbosity=detailed" >"$log" 2>&1
+  status=$?
+  grep -E "$pattern|^ *(Passed|Failed) Orchestrator|Error Message" "$log"
+  [ "$status" -eq 0 ] || { echo "$class failed; the test output: $log" >&2; return "$status"; }
+  rm -f "$log"
+}

@@ -52,6 +52,13 @@ public sealed class MetricsHistoryTests
         Assert.False(history.Add(new EvaluationPoint(10, new Dictionary<string, double> { ["accuracy"] = 0.8 })));
         Assert.True(history.Add(new EvaluationPoint(10, new Dictionary<string, double> { ["accuracy"] = 0.81 })));
         Assert.Equal(0.81, Assert.Single(history.Evaluations).Metrics["accuracy"]);
+
+        // Bounded too, the newest kept; and a page holds fewer points the more workers they carry.
+        for (long step = 11; step <= 3000; step++) history.Add(new EvaluationPoint(step, new Dictionary<string, double> { ["accuracy"] = 0.5 }));
+        Assert.InRange(history.Evaluations.Count(), 500, MetricsHistory.EvaluationLimit);
+        Assert.Equal(3000, history.Evaluations.Last().Step);
+        Assert.Equal(MetricsRecorder.Page, MetricsRecorder.PageFor(2));
+        Assert.InRange(MetricsRecorder.PageFor(64), 1, 30);
     }
 }
 

@@ -173,6 +173,33 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         Assert.Equal(before, _cluster.Json("list").GetArrayLength());
     }
 
+    [Fact]
+    public async Task A_malformed_submission_key_or_metrics_step_is_a_400_naming_it_and_nothing_is_queued()
+    {
+        int before = _cluster.Json("list").GetArrayLength();
+        using var api = Api();
+        foreach (var key in new[] { "../../escape", new string('k', 101), "a b" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/jobs")
+            {
+                Content = new StringContent("""{ "name": "keyed", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "maxSteps": 5 }""",
+                    System.Text.Encoding.UTF8, "application/json"),
+            };
+            request.Headers.TryAddWithoutValidation("Idempotency-Key", key);
+            var answer = await api.SendAsync(request);
+            Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+            Assert.Contains("\"field\":\"Idempotency-Key\"", await answer.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(before, _cluster.Json("list").GetArrayLength());
+        // (The step is checked before the job is looked up.)
+        foreach (var since in new[] { "abc", "-3", "99999999999999999999" })
+        {
+            var answer = await api.GetAsync($"api/v1/jobs/any-job-1/metrics?since={since}");
+            Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+            Assert.Contains("\"field\":\"since\"", await answer.Content.ReadAsStringAsync());
+        }
+    }
+
     private HttpClient Api()
     {
         var env = File.ReadAllLines(Path.Combine(_cluster.Dir, "client.env"))

@@ -46,7 +46,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
     private bool _requeueDone;         // RequeueInterrupted has run since recovery
     private long? _snapshotAt;         // the journal position of the snapshot recovery started from
-    private readonly string? _dataDir;
+    private readonly string? _metricsDir, _tensorBoardDir;
     private IActorRef _metrics = ActorRefs.Nobody;
 
     public override string PersistenceId => PersistenceIdValue;
@@ -60,7 +60,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     {
         _settings = settings;
         _packages = packages;
-        _dataDir = dataDir;
+        _metricsDir = dataDir is null ? null : Path.Combine(dataDir, "metrics");
+        _tensorBoardDir = dataDir is null ? null : Path.Combine(dataDir, "tensorboard");
 
         Recover<JobSubmitted>(e => _book = _book.Apply(e));
         Recover<JobStarted>(e => _book = _book.Apply(e));
@@ -124,9 +125,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             _checkpoints[m.JobId] = m.Checkpoints;
             // Held-out metrics into the job's history, which outlives the checkpoints that the keep policy deletes.
-            var evaluated = m.Checkpoints.Select(c => (c.Step, Metrics: c.Metrics is { Count: > 0 } named ? named
-                    : new[] { ("accuracy", c.Accuracy), ("loss", c.Loss) }.Where(x => x.Item2 is not null).ToDictionary(x => x.Item1, x => x.Item2!.Value)))
-                .Where(c => c.Metrics.Count > 0).Select(c => new EvaluationPoint(c.Step, c.Metrics)).ToList();
+            var evaluated = MetricsHistory.EvaluationsOf(m.Checkpoints);
             if (evaluated.Count > 0) _metrics.Tell(new MetricsRecorder.RecordEvaluations(m.JobId, evaluated));
             if (_checkpointErrors.TryGetValue(m.JobId, out var error) && m.Checkpoints.Any(c => c.Verified && c.Step > error.Step))
                 _checkpointErrors.Remove(m.JobId);   // a later checkpoint was written after all
@@ -194,8 +193,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     {
         base.PreStart();
         Context.ActorOf(WorkerRegistry.Props(_settings), "worker-registry");
-        _metrics = Context.ActorOf(MetricsRecorder.Props(_dataDir is null ? null : Path.Combine(_dataDir, "metrics"),
-            _dataDir is null ? null : Path.Combine(_dataDir, "tensorboard")), "metrics");
+        _metrics = Context.ActorOf(MetricsRecorder.Props(_metricsDir, _tensorBoardDir), "metrics");
     }
 
     // A runner that throws is stopped, not restarted: restarting would start the job's training a second time.
@@ -387,7 +385,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Weights: job.Weights, Accuracy: job.Accuracy, Message: message, DevicesRequested: job.DevicesRequested,
             SubmittedAt: job.SubmittedAt.ToString("O"), StartedAt: job.StartedAt?.ToString("O"), EndedAt: job.EndedAt?.ToString("O"),
             WorkerStats: p?.Workers ?? [], Metrics: job.Metrics, Workload: job.Model,
-            TensorBoard: _dataDir is null ? null : MetricsRecorder.TensorBoardFolder(Path.Combine(_dataDir, "tensorboard"), job.Id));
+            TensorBoard: _tensorBoardDir is null ? null : MetricsRecorder.TensorBoardFolder(_tensorBoardDir, job.Id));
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -6,7 +6,7 @@ namespace Orchestrator.Cluster.Metrics;
 /// A job's metrics history, bounded: at most <see cref="Limit"/> points. When a point would go past the limit, the
 /// older half is thinned to every other point, so a long job keeps its recent steps dense and its early ones ever
 /// sparser (a week-long job stays a few hundred kilobytes) and the curve keeps its shape. Evaluations (one per
-/// checkpoint) are few and all kept, one per step.
+/// checkpoint, one per step) are thinned the same way past <see cref="EvaluationLimit"/>.
 /// </summary>
 public sealed class MetricsHistory(int limit)
 {
@@ -14,6 +14,9 @@ public sealed class MetricsHistory(int limit)
     private readonly SortedDictionary<long, JobProtocol.EvaluationPoint> _evaluations = [];
 
     public int Limit { get; } = limit >= 4 ? limit : throw new ArgumentOutOfRangeException(nameof(limit), "at least 4 points");
+
+    /// <summary>Evaluations kept: with the points, an answer stays within the cluster's message size.</summary>
+    public const int EvaluationLimit = 1000;
     public IReadOnlyList<JobProtocol.MetricsPoint> Points => _points;
     public IEnumerable<JobProtocol.EvaluationPoint> Evaluations => _evaluations.Values;
 
@@ -42,6 +45,8 @@ public sealed class MetricsHistory(int limit)
         if (_evaluations.TryGetValue(evaluation.Step, out var known) && known.Metrics.Count == evaluation.Metrics.Count
             && known.Metrics.All(kv => evaluation.Metrics.TryGetValue(kv.Key, out var v) && v.Equals(kv.Value))) return false;
         _evaluations[evaluation.Step] = evaluation;
+        if (_evaluations.Count > EvaluationLimit)
+            foreach (var step in _evaluations.Keys.Take(_evaluations.Count / 2).Where((_, i) => i % 2 == 1).ToList()) _evaluations.Remove(step);
         return true;
     }
 
@@ -51,6 +56,12 @@ public sealed class MetricsHistory(int limit)
         var after = _points.Where(p => p.Step > since).Take(page + 1).ToList();
         return after.Count > page ? (after[..page], true) : (after, false);
     }
+
+    /// <summary>The evaluated checkpoints' held-out metrics: the workload's by name, or accuracy and loss where a checkpoint has only those.</summary>
+    public static List<JobProtocol.EvaluationPoint> EvaluationsOf(IEnumerable<JobProtocol.CheckpointView> checkpoints) =>
+        checkpoints.Select(c => new JobProtocol.EvaluationPoint(c.Step, c.Metrics is { Count: > 0 } named ? named
+                : new[] { ("accuracy", c.Accuracy), ("loss", c.Loss) }.Where(x => x.Item2 is not null).ToDictionary(x => x.Item1, x => x.Item2!.Value)))
+            .Where(e => e.Metrics.Count > 0).ToList();
 
     /// <summary>Every other point of the older half, all of the newer half.</summary>
     public static List<JobProtocol.MetricsPoint> Thin(IReadOnlyList<JobProtocol.MetricsPoint> points)

@@ -19,8 +19,15 @@ public sealed class MetricsRecorder : ReceiveActor
 {
     /// <summary>Points kept per job before the older half is thinned.</summary>
     public const int PointLimit = 4000;
-    /// <summary>Points per answer: a page stays well under the cluster's 256,000-byte frame with a few dozen workers.</summary>
+    /// <summary>Points per answer at most; fewer with many workers (<see cref="PageFor"/>).</summary>
     public const int Page = 200;
+
+    /// <summary>
+    /// Points per answer for points of <paramref name="workers"/> workers: about 120 KB of them (a point is under 100 bytes
+    /// plus under 72 per worker), so that with the evaluations (at most <see cref="MetricsHistory.EvaluationLimit"/>) an answer
+    /// stays under the cluster's 256,000-byte frame when the job API's node is not the job manager's.
+    /// </summary>
+    public static int PageFor(int workers) => Math.Clamp(120_000 / (100 + 72 * Math.Max(workers, 1)), 1, Page);
     private const int JobsInMemory = 32;
 
     public sealed record Record(string JobId, JobProtocol.MetricsPoint Point);
@@ -70,7 +77,7 @@ public sealed class MetricsRecorder : ReceiveActor
         Receive<JobProtocol.GetJobMetrics>(m =>
         {
             var history = Get(m.Id);
-            var (points, more) = history.After(m.Since, Page);
+            var (points, more) = history.After(m.Since, PageFor(history.Points.Count == 0 ? 1 : history.Points[^1].Workers.Count));
             Sender.Tell(new JobProtocol.JobMetrics(m.Id, points, history.Evaluations.ToList(), more));
         });
     }
