@@ -6,7 +6,7 @@ namespace Orchestrator.Cluster.Membership;
 
 /// <summary>
 /// How long this node has been a member without a reachable coordinator. The clock starts when the
-/// node is Up and hears no Up coordinator-role member itself, and stops as soon as it sees one.
+/// node is Up and sees no reachable, Up coordinator-role member, and stops as soon as it sees one.
 /// A node that is not yet a member (still joining) is waiting for its seeds, not orphaned.
 /// </summary>
 public sealed class CoordinatorAbsence(TimeSpan limit)
@@ -34,9 +34,9 @@ public sealed class CoordinatorAbsence(TimeSpan limit)
 /// system with <see cref="RejoinReason"/>, and the node host starts a fresh one that joins through the
 /// seed nodes again. The case it is for: a restarted coordinator that is the first seed can join
 /// itself (Akka does so when its other seeds' answers are lost while they drop its old incarnation),
-/// leaving its workers in a cluster of their own that no coordinator will ever join; and a worker that no longer
-/// hears the coordinator while the coordinator still hears it (a one-way break, a stale view after a restart), which
-/// the coordinator's downing rules leave alone (<see cref="DowningPolicy"/>).
+/// leaving its workers in a cluster of their own that no coordinator will ever join (nobody marks the old incarnation
+/// down: workers never decide, <see cref="DowningPolicy"/>); and a coordinator that a worker no longer hears while the
+/// coordinator still hears it (a one-way break), which the coordinator's downing rules leave alone.
 /// </summary>
 public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
 {
@@ -78,9 +78,10 @@ public sealed class CoordinatorWatch : ReceiveActor, IWithTimers
         var state = _cluster.State;
         var selfUp = state.Members.Any(m => m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) && m.Status == MemberStatus.Up);
         // Up only: a coordinator still Joining (a new incarnation on its way in) is not there yet, and one Leaving is going.
-        // Heard by this node itself: when one worker's view of the coordinator is stale, the gossip marks the coordinator
-        // unreachable for every member, and only that worker should leave (the coordinator keeps the others).
-        var coordinatorReachable = state.Members.Any(m => m.HasRole(CoordinatorRole) && m.Status == MemberStatus.Up && DowningActor.Reaches(_cluster, state, m));
+        // Reachable by the gossip (which holds this node's own observations too). That is what brings workers back after a
+        // coordinator restarted into a cluster of its own: nobody marks the old incarnation down (workers never decide), it
+        // stays an unreachable member, and a process listening on its address must not count as hearing it.
+        var coordinatorReachable = state.Members.Any(m => m.HasRole(CoordinatorRole) && m.Status == MemberStatus.Up && !state.Unreachable.Contains(m));
         // A monotonic clock: a step of the wall clock must not start or delay a rejoin.
         if (!_absence.Observe(TimeSpan.FromMilliseconds(Environment.TickCount64), selfUp, coordinatorReachable)) return;
 
