@@ -85,6 +85,20 @@ public static class JobApi
                 return Task.FromResult(Error(StatusCodes.Status400BadRequest, "since", $"must be a step number (0 or more), was '{since}'"));
             return AskJobManager(manager, new GetJobMetrics(id, after), askTimeout, reply => reply is JobMetrics metrics ? Results.Ok(metrics) : null);
         });
+        api.MapGet("/jobs/{id}/logs", (string id, string? since, string? rank, IRequiredActor<JobManagerKey> manager) =>
+        {
+            long after = 0;
+            if (since is not null && (!long.TryParse(since, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out after) || after < 0))
+                return Task.FromResult(Error(StatusCodes.Status400BadRequest, "since", $"must be a line's sequence number (0 or more), was '{since}'"));
+            int? only = null;
+            if (rank is not null)
+            {
+                if (!int.TryParse(rank, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var r) || r < -1)
+                    return Task.FromResult(Error(StatusCodes.Status400BadRequest, "rank", $"must be a worker's rank (0 or more; -1 for the runner), was '{rank}'"));
+                only = r;
+            }
+            return AskJobManager(manager, new GetJobLogs(id, after, only), askTimeout, reply => reply is JobLogs logs ? Results.Ok(logs) : null);
+        });
         api.MapGet("/workers", (IRequiredActor<JobManagerKey> manager) =>
             AskJobManager(manager, GetWorkers.Instance, askTimeout, reply => reply is WorkerList list ? Results.Ok(list.Workers) : null));
     }

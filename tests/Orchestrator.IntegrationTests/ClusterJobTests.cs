@@ -25,6 +25,14 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         Assert.Equal("Queued", accepted.GetProperty("state").GetString());
         var id = accepted.GetProperty("id").GetString()!;
 
+        // The job's log, followed from its start until it ends (the command returns then): the runner's lines and the worker's.
+        var follow = _cluster.Client("logs", id, "--follow");
+        Assert.True(follow.ExitCode == 0, follow.ToString());
+        Assert.Matches(@"runner 127\.0\.0\.1:\d+ +info +accepted", follow.Stdout);
+        Assert.Matches(@"rank 0 127\.0\.0\.1:\d+ +info +rank 0 of 1 \(generation 1\): mlp on ", follow.Stdout);
+        Assert.Matches(@"rank 0 127\.0\.0\.1:\d+ +info +finished: 400 steps", follow.Stdout);
+        Assert.Matches(@"runner 127\.0\.0\.1:\d+ +info +completed, held-out ", follow.Stdout);
+
         var states = new List<string> { "Queued" };
         var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed" or "Cancelled",
             TimeSpan.FromSeconds(120), states);
@@ -150,6 +158,17 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         var noToken = _cluster.Client("metrics", "no-such-job-1", "--token", "not-the-token-at-all");
         Assert.Equal(1, noToken.ExitCode);
         Assert.Contains("401", noToken.Stderr);
+
+        // The job's log: an unknown job, a rank that is no rank, no token.
+        var noLogs = _cluster.Client("logs", "no-such-job-1");
+        Assert.Equal(2, noLogs.ExitCode);
+        Assert.Contains("no job with id 'no-such-job-1'", noLogs.Stderr);
+        var badWorker = _cluster.Client("logs", "no-such-job-1", "--worker", "-3");
+        Assert.Equal(2, badWorker.ExitCode);
+        Assert.Contains("--worker must be a rank", badWorker.Stderr);
+        var logsNoToken = _cluster.Client("logs", "no-such-job-1", "--token", "not-the-token-at-all");
+        Assert.Equal(1, logsNoToken.ExitCode);
+        Assert.Contains("401", logsNoToken.Stderr);
     }
 
     [Fact]

@@ -180,6 +180,28 @@ public sealed class LocalCluster : IDisposable
     }
 
     /// <summary>
+    /// Waits until every one of <paramref name="workers"/> is a registered, idle worker (then a few seconds more, as
+    /// <see cref="WaitUntilSettled"/>), starting again any that exited meanwhile, as a service manager would. Returns the
+    /// workers it started.
+    /// </summary>
+    public IReadOnlyList<string> SettleRestartingExited(IReadOnlyList<string> workers, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var restarted = new List<string>();
+        while (true)
+        {
+            foreach (var worker in workers.Where(w => !IsRunning(w))) { restarted.Add(worker); Start(worker); }
+            var registered = Json("workers").EnumerateArray().ToList();
+            var idle = registered.Where(w => w.GetProperty("status").GetString() == "idle").Select(w => w.GetProperty("node").GetString()).ToHashSet();
+            if (registered.Count == workers.Count && workers.All(w => idle.Contains(Address(w)))) break;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"workers not settled after {timeout} (started again: {string.Join(", ", restarted)}): {string.Join(", ", registered)}");
+            Thread.Sleep(500);
+        }
+        Thread.Sleep(TimeSpan.FromSeconds(5));
+        return restarted;
+    }
+
+    /// <summary>
     /// After <paramref name="node"/> was resumed from a freeze (SIGCONT): it either learns that it was marked down and exits by
     /// itself, or stays (or, hearing no coordinator, comes back as) a member. The coordinator decides within stable-after (7 s)
     /// of noticing it, so 30 s after the resume that is settled: a member then is one that stayed or came back. An exit ends

@@ -121,6 +121,26 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
         Assert.Contains(scalars, s => s.Tag == "heldout/accuracy" && s.Value is > 0 and <= 1);
         Assert.True(Directory.GetFiles(folder, "events.out.tfevents.*").Length >= 2, "one event file per coordinator incarnation");
 
+        // The job's log outlived the coordinator too: both workers' lines of the generation before the kill and of the one
+        // after, the runner's of both, in time order; --worker keeps one rank's.
+        var logs = _cluster.Json("logs", id).EnumerateArray().ToList();
+        var times = logs.Select(l => l.GetProperty("atMs").GetInt64()).ToList();
+        Assert.Equal(times.Order(), times);
+        string Text(JsonElement l) => l.GetProperty("text").GetString()!;
+        int Rank(JsonElement l) => l.GetProperty("rank").GetInt32();
+        foreach (var rank in new[] { 0, 1 })
+        {
+            Assert.Contains(logs, l => Rank(l) == rank && Text(l).StartsWith($"rank {rank} of 2 (generation 1): mlp on "));
+            Assert.Contains(logs, l => Rank(l) == rank && Regex.IsMatch(Text(l), $@"^rank {rank} of 2 \(generation [2-9]\).*resuming from the checkpoint at step"));
+            Assert.Contains(logs, l => Rank(l) == rank && Text(l).StartsWith("finished: 600 steps"));
+        }
+        Assert.Contains(logs, l => Rank(l) == -1 && Text(l).StartsWith("generation 1 started on "));
+        Assert.Contains(logs, l => Rank(l) == -1 && Text(l) == "requeued after a coordinator restart");
+        Assert.Contains(logs, l => Rank(l) == -1 && Text(l).StartsWith("completed, held-out "));
+        var rankOne = _cluster.Json("logs", id, "--worker", "1").EnumerateArray().ToList();
+        Assert.NotEmpty(rankOne);
+        Assert.All(rankOne, l => Assert.Equal(1, Rank(l)));
+
         // The plot, and --out into a folder that does not exist.
         var png = Path.Combine(_cluster.Dir, "it-coord.png");
         var plot = _cluster.Client("plot", id, "--out", png);

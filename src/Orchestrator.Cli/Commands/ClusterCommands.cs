@@ -25,6 +25,7 @@ public static class ClusterCommands
         yield return Checkpoints();
         yield return Metrics();
         yield return Plot();
+        yield return Logs();
         yield return Workers();
     }
 
@@ -276,6 +277,80 @@ public static class ClusterCommands
             if (!page.GetProperty("more").GetBoolean() || points.Count == 0) return (points, page.GetProperty("evaluations").EnumerateArray().ToList());
             after = points[^1].GetProperty("step").GetInt64();
         }
+    }
+
+    private static Command Logs()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var follow = new Option<bool>("--follow", "-f") { Description = "keep printing new lines as they arrive, until the job ends" };
+        var worker = new Option<int?>("--worker") { Description = "only the lines of the worker with this rank (0 is the first)" };
+        var json = new Option<bool>("--json") { Description = "print [{seq, atMs, node, rank, level, text}] as JSON (with --follow, one line of JSON per log line)" };
+        var command = new Command("logs", "a job's log lines from every worker and from its runner on the coordinator, in time order, each with its node") { id, follow, worker, json };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            var rank = result.GetValue(worker);
+            if (rank < 0) throw new UsageException($"--worker must be a rank (0 or more), was {rank}");
+            var job = result.GetValue(id)!;
+            using var api = connection.Open(result);
+            var asJson = result.GetValue(json);
+            long after = 0;
+            var printed = false;
+            void Print(List<JsonElement> lines)
+            {
+                // Lines arrive by node in batches about a second apart: each batch is printed in the order its lines were written.
+                foreach (var line in lines.OrderBy(l => l.GetProperty("atMs").GetInt64()))
+                    Console.WriteLine(asJson ? line.GetRawText() : LogLine(line));
+                printed |= lines.Count > 0;
+            }
+            var (first, dropped) = LogPages(api, job, ref after, rank);
+            if (!result.GetValue(follow))
+            {
+                if (asJson) { Console.WriteLine(JsonOutput.Serialize(first.OrderBy(l => l.GetProperty("atMs").GetInt64()))); return ExitCodes.Success; }
+                if (dropped > 0) Console.WriteLine($"({dropped} earlier line(s) no longer kept)");
+                Print(first);
+                if (!printed) Console.WriteLine("no log lines yet");
+                return ExitCodes.Success;
+            }
+            if (dropped > 0 && !asJson) Console.WriteLine($"({dropped} earlier line(s) no longer kept)");
+            Print(first);
+            while (true)
+            {
+                var ended = EndStates.Contains(api.Get(JobPath(job)).GetProperty("state").GetString() ?? "");
+                if (ended) Thread.Sleep(TimeSpan.FromSeconds(2));   // the workers' last batches are at most a second behind
+                else Thread.Sleep(TimeSpan.FromSeconds(1));
+                Print(LogPages(api, job, ref after, rank).Lines);
+                if (ended) return ExitCodes.Success;
+            }
+        }));
+        return command;
+    }
+
+    /// <summary>Every line of a job's log after sequence number <paramref name="after"/> (page after page), which moves to the last one read.</summary>
+    private static (List<JsonElement> Lines, long Dropped) LogPages(JobApiClient api, string job, ref long after, int? rank)
+    {
+        var lines = new List<JsonElement>();
+        while (true)
+        {
+            var page = api.Get($"{JobPath(job)}/logs?since={after}{(rank is { } r ? $"&rank={r}" : "")}");
+            var got = page.GetProperty("lines").EnumerateArray().ToList();
+            lines.AddRange(got);
+            if (got.Count > 0) after = got[^1].GetProperty("seq").GetInt64();
+            if (!page.GetProperty("more").GetBoolean() || got.Count == 0) return (lines, page.GetProperty("dropped").GetInt64());
+        }
+    }
+
+    /// <summary><c>2026-12-01T20:48:25.601Z rank 0 127.0.0.1:42954  info  text</c>: when, where (the runner for rank -1), how bad, what.</summary>
+    private static string LogLine(JsonElement line)
+    {
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(line.GetProperty("atMs").GetInt64()).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        var rank = line.GetProperty("rank").GetInt32();
+        var node = Text(line, "node");
+        var at_ = node.IndexOf('@');
+        var host = at_ >= 0 ? node[(at_ + 1)..] : node;
+        var who = rank < 0 ? $"runner {host}" : $"rank {rank} {host}";
+        return $"{at} {who,-24} {Text(line, "level"),-7} {Text(line, "text")}";
     }
 
     private static Command Workers()

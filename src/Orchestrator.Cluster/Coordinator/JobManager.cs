@@ -10,6 +10,7 @@ using Orchestrator.Core.Settings;
 using static Orchestrator.Core.Protocol.JobEvents;
 using static Orchestrator.Core.Protocol.JobProtocol;
 
+using Orchestrator.Cluster.Logs;
 using Orchestrator.Cluster.Metrics;
 using Orchestrator.Cluster.Packages;
 
@@ -46,13 +47,14 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private IActorRef? _submitting;   // the submitter whose JobSubmitted is being written
     private bool _requeueDone;         // RequeueInterrupted has run since recovery
     private long? _snapshotAt;         // the journal position of the snapshot recovery started from
-    private readonly string? _metricsDir, _tensorBoardDir;
+    private readonly string? _metricsDir, _tensorBoardDir, _jobLogsDir;
     private IActorRef _metrics = ActorRefs.Nobody;
+    private IActorRef _jobLogs = ActorRefs.Nobody;
 
     public override string PersistenceId => PersistenceIdValue;
 
-    /// <param name="dataDir">The node's data folder, where jobs' metrics histories (<c>metrics/</c>) and TensorBoard folders
-    /// (<c>tensorboard/</c>) are kept; null: histories in memory only, no TensorBoard files.</param>
+    /// <param name="dataDir">The node's data folder, where jobs' metrics histories (<c>metrics/</c>), TensorBoard folders
+    /// (<c>tensorboard/</c>) and logs (<c>job-logs/</c>) are kept; null: histories and logs in memory only, no TensorBoard files.</param>
     public static Props Props(CoordinatorSettings settings, PackageSettings packages, string? dataDir = null) =>
         Akka.Actor.Props.Create(() => new JobManager(settings, packages, dataDir));
 
@@ -62,6 +64,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         _packages = packages;
         _metricsDir = dataDir is null ? null : Path.Combine(dataDir, "metrics");
         _tensorBoardDir = dataDir is null ? null : Path.Combine(dataDir, "tensorboard");
+        _jobLogsDir = dataDir is null ? null : Path.Combine(dataDir, "job-logs");
 
         Recover<JobSubmitted>(e => _book = _book.Apply(e));
         Recover<JobStarted>(e => _book = _book.Apply(e));
@@ -86,7 +89,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
         });
         // Requests come from this node (the job API) or another coordinator's; checkpoint news from a checkpoint node.
-        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers or GetJobMetrics
+        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers or GetJobMetrics or GetJobLogs
                              && !Senders.FromRole(Context.System, Sender, "coordinator"),
             m => _log.Warning("refused {0} from {1}: not a coordinator of this cluster", m.GetType().Name, Sender.Path));
         Command<object>(m => m is CheckpointProtocol.CheckpointsChanged or CheckpointProtocol.CheckpointWriteFailed
@@ -120,6 +123,11 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             if (_book.Find(m.Id) is null) Sender.Tell(new JobNotFound(m.Id));
             else _metrics.Forward(m);
         });
+        Command<GetJobLogs>(m =>
+        {
+            if (_book.Find(m.Id) is null) Sender.Tell(new JobNotFound(m.Id));
+            else _jobLogs.Forward(m);
+        });
         Command<WatchStore>(_ => CheckpointStoreLocator.Resolve(Context.System)?.Tell(new CheckpointProtocol.WatchCheckpoints()));
         Command<CheckpointProtocol.CheckpointsChanged>(m =>
         {
@@ -135,7 +143,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             var message = $"checkpoint at step {m.Step} failed: {m.Reason}; training goes on, and a recovery would resume from " +
                 (m.LatestGood < 0 ? "the start (no checkpoint yet)" : $"the checkpoint at step {m.LatestGood}");
             _checkpointErrors[m.JobId] = (m.Step, message);
-            _log.Warning("job {0}: {1}", m.JobId, message);
+            JobNote(m.JobId, LogLevel.WarningLevel, message);
         });
         Command<GetWorkers>(_ => Sender.Tell(new WorkerList(_workers.Select(w => new WorkerView(
             w.Node, w.Reachable ? (w.RunningJob is null && !BusyNodes().Contains(w.Node) ? "idle" : "busy") : "unreachable", w.Devices,
@@ -156,8 +164,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Persist(new JobCompleted(m.JobId, r.Accuracy ?? double.NaN, r.Loss ?? double.NaN, r.Steps, r.Epochs, r.SamplesPerSecond, r.WeightsPath ?? "", Now(), r.Metrics), e =>
             {
                 Applied(e);
-                _log.Info("job {0}: completed, held-out {1}, {2} steps", e.Id,
-                    string.Join(", ", (e.Metrics ?? new Dictionary<string, double> { ["accuracy"] = e.Accuracy }).Select(kv => $"{kv.Key} {kv.Value:F4}")), e.Steps);
+                JobNote(e.Id, LogLevel.InfoLevel, $"completed, held-out " +
+                    string.Join(", ", (e.Metrics ?? new Dictionary<string, double> { ["accuracy"] = e.Accuracy }).Select(kv => $"{kv.Key} {kv.Value:F4}")) + $", {e.Steps} steps");
             });
         });
         Command<RunnerMessages.Failed>(m => FailJob(m.JobId, m.Error));
@@ -173,7 +181,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Persist(new JobRecovering(m.JobId, m.Reason, Now()), e =>
             {
                 Applied(e);
-                _log.Warning("job {0}: recovering ({1} of at most {2}): {3}", e.Id, job.Failures + 1, job.MaxFailures, e.Reason);
+                JobNote(e.Id, LogLevel.WarningLevel, $"recovering ({job.Failures + 1} of at most {job.MaxFailures}): {e.Reason}");
                 Schedule();
             });
         });
@@ -194,6 +202,14 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         base.PreStart();
         Context.ActorOf(WorkerRegistry.Props(_settings), "worker-registry");
         _metrics = Context.ActorOf(MetricsRecorder.Props(_metricsDir, _tensorBoardDir), "metrics");
+        _jobLogs = Context.ActorOf(JobLogRecorder.Props(_jobLogsDir), "job-logs");
+    }
+
+    /// <summary>A line for the node's log and for the job's own (<c>orchestrator logs</c>), written as the job's runner (rank -1).</summary>
+    private void JobNote(string jobId, LogLevel level, string text)
+    {
+        _log.Job(level, jobId, text);
+        _jobLogs.Tell(new JobLogRecorder.Append(jobId, [JobLogRecorder.RunnerLine(Context.System, level, text)]));
     }
 
     // A runner that throws is stopped, not restarted: restarting would start the job's training a second time.
@@ -254,7 +270,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             _submitting = null;
             _book = _book.Apply(e, spec);
             SnapshotIfDue();
-            _log.Info("job {0}: accepted ({1} device(s) on {2} worker(s))", e.Id, spec.WorldSize, spec.Workers);
+            JobNote(e.Id, LogLevel.InfoLevel, $"accepted ({spec.WorldSize} device(s) on {spec.Workers} worker(s))");
             replyTo.Tell(new JobAccepted(e.Id, spec.Name, JobState.Queued.ToString()));
             Schedule();
         });
@@ -282,7 +298,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             Applied(e);
             if (_runners.TryGetValue(e.Id, out var run)) run.Runner.Tell(new RunnerMessages.Stop(e.Id));
-            _log.Info("job {0}: cancelled", e.Id);
+            JobNote(e.Id, LogLevel.InfoLevel, "cancelled");
             replyTo.Tell(new CancelResult(e.Id, JobState.Cancelled.ToString(), true));
             Schedule();
         });
@@ -294,7 +310,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         Persist(new JobFailed(jobId, error, Now()), e =>
         {
             Applied(e);
-            _log.Warning("job {0}: failed: {1}", e.Id, e.Error);
+            JobNote(e.Id, LogLevel.ErrorLevel, $"failed: {e.Error}");
         });
     }
 
@@ -310,7 +326,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         PersistAll(requeued, e =>
         {
             Applied(e);
-            _log.Warning("job {0}: requeued after a coordinator restart", e.Id);
+            JobNote(e.Id, LogLevel.WarningLevel, "requeued after a coordinator restart");
             if (ReferenceEquals(e, last)) Schedule();
         });
     }
@@ -334,11 +350,11 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Applied(e);
             // The generation is in the journal before any worker hears of it, so a coordinator killed in
             // between starts the next one: a ring generation is never used twice.
-            var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, generation, start.Workers, _settings),
+            var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, generation, start.Workers, _settings, _jobLogs),
                 $"runner-{Uri.EscapeDataString(head.Id)}-g{generation}");
             Context.Watch(runner);
             _runners[head.Id] = (runner, nodes);
-            _log.Info("job {0}: started on {1}", e.Id, string.Join(", ", e.Workers));
+            JobNote(e.Id, LogLevel.InfoLevel, $"generation {generation} started on {string.Join(", ", e.Workers)}");
             Schedule();
         });
     }

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Cluster;
 using Orchestrator.Cluster.Checkpoint;
+using Orchestrator.Cluster.Logs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
 using static Orchestrator.Core.Protocol.CheckpointProtocol;
@@ -55,14 +56,18 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private readonly Dictionary<int, TrainingCompleted> _results = new();
     private readonly Dictionary<long, Dictionary<int, string>> _digests = new();
     private string? _store;
+    private readonly IActorRef _jobLogs;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings) =>
-        Akka.Actor.Props.Create(() => new JobRunner(jobId, specJson, generation, workers, settings));
+    /// <param name="jobLogs">Where the job's log lines go (the runner's own, and those its workers send).</param>
+    public static Props Props(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings,
+                              IActorRef? jobLogs = null) =>
+        Akka.Actor.Props.Create(() => new JobRunner(jobId, specJson, generation, workers, settings, jobLogs ?? ActorRefs.Nobody));
 
-    public JobRunner(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings)
+    public JobRunner(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings, IActorRef jobLogs)
     {
+        _jobLogs = jobLogs;
         _jobId = jobId;
         _specJson = specJson;
         _generation = generation;
@@ -86,7 +91,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         _store = CheckpointStoreLocator.Path(Context.System);
         if (_store is null)
         {
-            _log.Warning("job {0}: no node has the checkpoint role; training without checkpoints", _jobId);
+            Note(LogLevel.WarningLevel, "no node has the checkpoint role; training without checkpoints");
             StartWorkers(-1);
             return;
         }
@@ -95,8 +100,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             .PipeTo(Self, failure: ex => new LatestCheckpoint(_jobId, -1, 0, "", $"the checkpoint actor did not answer: {ex.Message}"));
         Receive<LatestCheckpoint>(latest =>
         {
-            if (latest.Skipped.Length > 0) _log.Warning("job {0}: checkpoints skipped as unverified: {1}", _jobId, latest.Skipped);
-            if (latest.Step >= 0) _log.Info("job {0}: generation {1} resumes from the checkpoint at step {2}", _jobId, _generation, latest.Step);
+            if (latest.Skipped.Length > 0) Note(LogLevel.WarningLevel, $"checkpoints skipped as unverified: {latest.Skipped}");
+            if (latest.Step >= 0) Note(LogLevel.InfoLevel, $"generation {_generation} resumes from the checkpoint at step {latest.Step}");
             StartWorkers(latest.Step);
         });
         CommonFailures();
@@ -118,7 +123,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         {
             if (RankOf(Sender) is not { } rank) return;
             _endpoints[rank] = m.Endpoint;
-            _log.Info("job {0}: rank {1} ready on {2}", _jobId, rank, m.Node);
+            Note(LogLevel.InfoLevel, $"rank {rank} ready on {m.Node}");
             if (_endpoints.Count < _workers.Count) return;
             Timers.Cancel(nameof(ReadyDeadline));
             var begin = new BeginTraining(_jobId, _generation, Enumerable.Range(0, _workers.Count).Select(r => _endpoints[r]).ToList());
@@ -126,7 +131,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             // Again every 10 s while the job trains: a checkpoint actor that restarted has forgotten it.
             Timers.StartPeriodicTimer(nameof(NameUploaderAgain), NameUploaderAgain.Instance, UploaderRefresh);
             foreach (var w in _workers) w.Agent.Tell(begin);
-            _log.Info("job {0}: generation {1} training on {2} worker(s)", _jobId, _generation, _workers.Count);
+            Note(LogLevel.InfoLevel, $"generation {_generation} training on {_workers.Count} worker(s)");
             Become(Running);
         });
         Receive<ReadyDeadline>(_ =>
@@ -184,6 +189,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
 
     private void CommonFailures()
     {
+        Receive<JobLogBatch>(RelayLog);
         Receive<TrainingFailed>(m =>
         {
             if (RankOf(Sender) is null) { _log.Warning("job {0}: refused a failure report from {1}, not a worker of this job", _jobId, Sender.Path); return; }
@@ -217,14 +223,14 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     {
         // A lost node will never confirm that it stopped: waiting for it would only delay the recovery.
         foreach (var agent in lost) _active.Remove(agent);
-        _log.Warning("job {0}: generation {1} interrupted: {2}; stopping its other workers", _jobId, _generation, reason);
+        Note(LogLevel.WarningLevel, $"generation {_generation} interrupted: {reason}; stopping its other workers");
         Context.Parent.Tell(new RunnerMessages.Interrupted(_jobId, reason));
         BecomeStopping(sendStop: true);
     }
 
     private void FailAndStop(string error)
     {
-        _log.Warning("job {0}: {1}; stopping its other workers", _jobId, error);
+        Note(LogLevel.ErrorLevel, $"{error}; stopping its other workers");
         Context.Parent.Tell(new RunnerMessages.Failed(_jobId, error));
         BecomeStopping(sendStop: true);
     }
@@ -250,12 +256,12 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         });
         Receive<StopDeadline>(_ =>
         {
-            _log.Warning("job {0}: {1} worker(s) did not confirm stopping within {2}; their devices count as free",
-                _jobId, _active.Count, _settings.StopTimeout);
+            Note(LogLevel.WarningLevel, $"{_active.Count} worker(s) did not confirm stopping within {_settings.StopTimeout}; their devices count as free");
             _active.Clear();
             FinishIfAllStopped();
         });
         Receive<RunnerMessages.Stop>(_ => { foreach (var agent in _active) agent.Tell(new StopTraining(_jobId)); });
+        Receive<JobLogBatch>(RelayLog);   // a stopping worker's last lines (why it stopped)
         ReceiveAny(_ => { });   // late progress and results of a job that is ending
     }
 
@@ -264,6 +270,30 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         if (_active.Count > 0) return;
         Context.Parent.Tell(new RunnerMessages.Finished(_jobId));
         Context.Stop(Self);
+    }
+
+    /// <summary>A line for the node's log and for the job's own (<c>orchestrator logs</c>).</summary>
+    private void Note(LogLevel level, string text)
+    {
+        _log.Job(level, _jobId, text);
+        _jobLogs.Tell(new Logs.JobLogRecorder.Append(_jobId, [Logs.JobLogRecorder.RunnerLine(Context.System, level, text)]));
+    }
+
+    /// <summary>
+    /// A worker's log lines into the job's log: only from a worker of this generation, at most a batch's worth, each line
+    /// named with the worker's node and rank as this runner knows them (not as the batch claims).
+    /// </summary>
+    private void RelayLog(JobLogBatch batch)
+    {
+        if (RankOf(Sender) is not { } rank || batch.JobId != _jobId) return;
+        var node = _workers[rank].Node;
+        var lines = (batch.Lines ?? []).Take(JobProtocol.JobLogLine.BatchLimit)
+            .Where(l => l is { Text: not null, Level: not null })
+            .Select(l => l with { Node = node, Rank = rank }).ToList();
+        if (batch.Dropped > 0)
+            lines.Add(new JobProtocol.JobLogLine(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node, rank, "warning",
+                $"{batch.Dropped} line(s) dropped on this worker: it wrote them faster than they could be sent"));
+        if (lines.Count > 0) _jobLogs.Tell(new Logs.JobLogRecorder.Append(_jobId, lines));
     }
 
     private int? RankOf(IActorRef agent)

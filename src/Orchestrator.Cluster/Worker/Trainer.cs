@@ -3,6 +3,7 @@ using System.Net;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Cluster.Checkpoint;
+using Orchestrator.Cluster.Logs;
 using Orchestrator.Collectives;
 using Orchestrator.Collectives.Links;
 using Orchestrator.Cluster.Membership;
@@ -33,7 +34,7 @@ namespace Orchestrator.Cluster.Worker;
 /// that is still loading). Reports go to the parent (the worker agent); the actor stops itself when
 /// the compute thread has ended, which is the agent's signal that the devices are free.
 /// </summary>
-public sealed class Trainer : ReceiveActor
+public sealed class Trainer : ReceiveActor, IWithTimers
 {
     private readonly CancellationTokenSource _cancel = new();
     private readonly TaskCompletionSource<RingAllReduce> _ring = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -56,6 +57,12 @@ public sealed class Trainer : ReceiveActor
     private TrainingCompleted? _completedWhenUploaded;
     private RingAllReduce? _engine;
     private volatile IReadOnlyList<string> _endpoints = [];   // the TCP link's endpoints by rank, from BeginTraining
+    private readonly JobLogBuffer _jobLog;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>How often the job's log lines written here go to its runner.</summary>
+    private static readonly TimeSpan LogFlushInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>One name per job and ring generation, so that a new generation never collides with an old one still stopping.</summary>
     public static string ActorName(string jobId, int generation) => $"trainer-{Uri.EscapeDataString(jobId)}-g{generation}";
@@ -75,6 +82,7 @@ public sealed class Trainer : ReceiveActor
         _spec = spec with { Workers = start.WorldSize };
         _node = node;
         _settings = settings;
+        _jobLog = new JobLogBuffer(node, start.Rank);
         if (spec.AllReduce.Transport == "tcp" && start.WorldSize > 1)
             _tcp = new TcpRingLink(IPAddress.Parse(Address.Parse(node).Host ?? "127.0.0.1"));
         var parent = Context.Parent;
@@ -93,17 +101,18 @@ public sealed class Trainer : ReceiveActor
             if (!Senders.IsFromRank(message, Senders.NodeOf(Context.System, Sender), _peerAddresses))
             {
                 if (_refusedRingMessages++ == 0)
-                    Context.GetLogger().Warning("job {0}: refused a {1} from {2}, which is not the ring member it names (further ones counted)",
-                        _start.JobId, message.GetType().Name, Sender.Path);
+                    Note(LogLevel.WarningLevel, $"refused a {message.GetType().Name} from {Sender.Path}, which is not the ring member it names (further ones counted)");
                 return;
             }
             if (_engine is { } engine) engine.Deliver(message);
             else _early.Add(message);   // a neighbour that began a moment before this worker heard BeginTraining
         });
         Receive<StopTraining>(_ => _cancel.Cancel());
+        Receive<FlushJobLog>(_ => FlushLog());
         Receive<TrainingCompleted>(done =>
         {
             if (_uploading) { _completedWhenUploaded = done; return; }   // the last checkpoint is still on its way
+            FlushLog();
             parent.Tell(done);
             Context.Stop(Self);
         });
@@ -128,7 +137,7 @@ public sealed class Trainer : ReceiveActor
         });
         Receive<Packages.PackageFetcher.Fetched>(f =>
         {
-            Context.GetLogger().Info("job {0}: package sha256:{1} fetched into {2}", _start.JobId, f.Sha256, f.Folder);
+            Note(LogLevel.InfoLevel, $"package sha256:{f.Sha256} fetched into {f.Folder}");
             _packageFolder.TrySetResult(f.Folder);
         });
         Receive<Packages.PackageFetcher.FetchFailed>(f => _packageFolder.TrySetException(new WorkloadLoadException(f.Reason)));
@@ -136,11 +145,13 @@ public sealed class Trainer : ReceiveActor
         {
             var ex = failed.Exception is AggregateException { InnerException: { } inner } ? inner : failed.Exception;
             if (ex is OperationCanceledException)
-                Context.GetLogger().Info("job {0}: training stopped on request", _start.JobId);
+                Note(LogLevel.InfoLevel, "training stopped on request");
             else
             {
-                Context.GetLogger().Error(ex is CollectiveFailedException or ReplicasDivergedException ? null : ex,
-                    "job {0}: training failed: {1}", _start.JobId, Describe(ex));
+                if (ex is not (CollectiveFailedException or ReplicasDivergedException))
+                    Context.GetLogger().Error(ex, "job {0}: training failed", _start.JobId);   // the stack trace stays in the node's own log
+                Note(LogLevel.ErrorLevel, $"training failed: {Describe(ex)}");
+                FlushLog();
                 // A lost peer is recoverable (the job goes on from its checkpoint with a new ring); anything else is not.
                 parent.Tell(new TrainingFailed(_start.JobId, node, Describe(ex), Recoverable: ex is CollectiveFailedException));
             }
@@ -150,6 +161,7 @@ public sealed class Trainer : ReceiveActor
 
     protected override void PreStart()
     {
+        Timers.StartPeriodicTimer(nameof(FlushJobLog), FlushJobLog.Instance, LogFlushInterval);
         PreparePackage();
         if (_start.ResumeStep < 0) { _resume.TrySetResult(null); return; }
         if (_start.CheckpointStore.Length == 0)
@@ -192,8 +204,7 @@ public sealed class Trainer : ReceiveActor
         if (_uploading)
         {
             if (_waiting is { } dropped)
-                Context.GetLogger().Warning("job {0}: checkpoint at step {1} skipped: the one before it is still being sent, and a newer one is ready",
-                    _start.JobId, dropped.Snapshot.Position.Step);
+                Note(LogLevel.WarningLevel, $"checkpoint at step {dropped.Snapshot.Position.Step} skipped: the one before it is still being sent, and a newer one is ready");
             _waiting = upload;
             return;
         }
@@ -211,7 +222,7 @@ public sealed class Trainer : ReceiveActor
         }
         _uploading = false;
         // A failed write is reported to the job's status by the store; here it only needs a log line.
-        if (!done.Ok) Context.GetLogger().Warning("job {0}: checkpoint not stored: {1}", _start.JobId, done.Detail);
+        if (!done.Ok) Note(LogLevel.WarningLevel, $"checkpoint not stored: {done.Detail}");
         if (_waiting is { } next)
         {
             _waiting = null;
@@ -220,6 +231,7 @@ public sealed class Trainer : ReceiveActor
         }
         if (_completedWhenUploaded is { } completed)
         {
+            FlushLog();
             Context.Parent.Tell(completed);
             Context.Stop(Self);
         }
@@ -228,6 +240,7 @@ public sealed class Trainer : ReceiveActor
 
     protected override void PostStop()
     {
+        FlushLog();   // what the compute thread wrote last (the agent relays it while this job is still its running one)
         _cancel.Cancel();
         _ring.TrySetCanceled();
         _tcp?.Dispose();
@@ -259,6 +272,19 @@ public sealed class Trainer : ReceiveActor
         _ring.TrySetResult(_engine);
     }
 
+    /// <summary>A line for the node's own log and for the job's (<c>orchestrator logs</c>); from the actor's thread only.</summary>
+    private void Note(LogLevel level, string text)
+    {
+        Context.GetLogger().Job(level, _start.JobId, text);
+        _jobLog.Write(JobLogLevels.Name(level), text);
+    }
+
+    /// <summary>Sends the job's waiting log lines to the runner, through the agent.</summary>
+    private void FlushLog()
+    {
+        foreach (var batch in _jobLog.TakeAll(_start.JobId)) Context.Parent.Tell(batch, _self);
+    }
+
     /// <summary>A download's offer and chunks come from the checkpoint actor this job was given.</summary>
     private bool FromStore() =>
         Senders.IsLocal(Sender) || (ActorPath.TryParse(_start.CheckpointStore, out var store) && store.Address.Equals(Sender.Path.Address));
@@ -271,10 +297,13 @@ public sealed class Trainer : ReceiveActor
         set_num_threads(_settings.Threads > 0 ? _settings.Threads : Environment.ProcessorCount);
         // A workload that cannot be loaded or started fails the job now, with its own message (no ready timeout).
         var packageFolder = _packageFolder.Task.WaitAsync(FetchTimeout, cancellation).GetAwaiter().GetResult();
-        using var workload = LoadedWorkload.Load(_spec, packageFolder);
+        using var workload = LoadedWorkload.Load(_spec, packageFolder, _jobLog.Info);
         var resume = _resume.Task.WaitAsync(FetchTimeout, cancellation).GetAwaiter().GetResult();
         cancellation.ThrowIfCancellationRequested();
-        parent.Tell(new TrainingStarted(_start.JobId, _node, endpoint));
+        _jobLog.Info($"rank {_start.Rank} of {_start.WorldSize} (generation {_start.Generation}): {workload.Description}, " +
+            $"{devices.Count} replica(s) on {string.Join(", ", devices.Select(d => d.ToString()).Distinct())}, " +
+            (resume is null ? "from the start" : $"resuming from the checkpoint at step {resume.Position.Step}") + "; ready");
+        parent.Tell(new TrainingStarted(_start.JobId, _node, endpoint), _self);
 
         IGradientReducer reducer = NoReduction.Instance;
         if (_start.WorldSize > 1)
@@ -286,21 +315,30 @@ public sealed class Trainer : ReceiveActor
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
 
+        _jobLog.Info(_start.WorldSize > 1 ? $"ring of {_start.WorldSize} formed over the {_spec.AllReduce.Transport} link; training" : "training");
         var throttle = Stopwatch.StartNew();
+        var epoch = -1;
         var progress = new SynchronousProgress<WorkerProgress>(p =>
         {
+            if (p.Epoch != epoch)
+            {
+                if (epoch >= 0) _jobLog.Info($"epoch {p.Epoch} of {p.Epochs} began at step {p.Step} (loss {p.Loss:F4}, {p.SamplesPerSecond:F0} samples/s)");
+                epoch = p.Epoch;
+            }
             if (throttle.Elapsed < _settings.ProgressInterval && p.Step < p.TotalSteps) return;
             throttle.Restart();
             parent.Tell(new TrainingProtocol.TrainingProgress(_start.JobId, _node, p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond,
-                p.CommunicationShare, p.LearningRate));
+                p.CommunicationShare, p.LearningRate), _self);
         });
         Directory.CreateDirectory(outputDir);
         var placement = new WorkerPlacement(_start.Rank, _start.WorldSize, _spec.DevicesPerWorker);
         var weights = _start.Rank == 0 ? Path.Combine(outputDir, "weights.safetensors") : null;
         var hooks = new CheckpointHooks(_start.Generation, resume,
             OnSnapshot: _start.Rank == 0 ? snapshot => _self.Tell(new UploadSnapshot(snapshot)) : null,
-            OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest)));
+            OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest), _self));
         var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
+        _jobLog.Info($"finished: {result.Steps} steps, {result.SamplesPerSecond:F0} samples/s, communication share {result.CommunicationShare:P0}" +
+            (result.Evaluation?.Values is { Count: > 0 } held ? "; held-out " + string.Join(", ", held.Select(kv => $"{kv.Key} {kv.Value:F4}")) : ""));
         return new TrainingCompleted(_start.JobId, _node, result.Evaluation?.Accuracy, result.Evaluation?.Loss, result.Steps, result.Epochs,
             result.SamplesPerSecond, result.WeightsPath, result.Digest, result.CommunicationShare, result.Evaluation?.Values);
     }
@@ -337,6 +375,11 @@ public sealed class Trainer : ReceiveActor
     }
 
     private sealed record ComputeFailed(Exception Exception);
+
+    private sealed record FlushJobLog
+    {
+        public static readonly FlushJobLog Instance = new();
+    }
 
     private sealed record UploadSnapshot(TrainingSnapshot Snapshot);
 }

@@ -57,13 +57,19 @@ public sealed class WorkerAgent : ReceiveActor
             else Sender.Tell(new TrainingStopped(stop.JobId, _node));   // nothing to stop: say so at once
         });
         Receive<BeginTraining>(begin => { if (_running is { } r && r.JobId == begin.JobId && r.Generation == begin.Generation) r.Trainer.Forward(begin); });
-        // Reports from the trainer go to the runner.
-        Receive<CheckpointDigest>(m => _running?.Runner.Tell(m));
-        Receive<TrainingStarted>(m => _running?.Runner.Tell(m));
-        Receive<TrainingProgress>(m => _running?.Runner.Tell(m));
-        Receive<TrainingCompleted>(m => _running?.Runner.Tell(m));
-        Receive<TrainingFailed>(m => _running?.Runner.Tell(m));
+        // Reports from the running job's trainer (a child of this agent, never another node) go to the runner.
+        Receive<CheckpointDigest>(Relay);
+        Receive<TrainingStarted>(Relay);
+        Receive<TrainingProgress>(Relay);
+        Receive<TrainingCompleted>(Relay);
+        Receive<TrainingFailed>(Relay);
+        Receive<JobLogBatch>(Relay);
         Receive<Terminated>(OnTerminated);
+    }
+
+    private void Relay(object report)
+    {
+        if (_running is { } r && Sender.Equals(r.Trainer)) r.Runner.Tell(report);
     }
 
     private WorkerInventory Inventory() => new(_node, _devices, _running?.JobId);

@@ -149,6 +149,58 @@ public static class JobProtocol
         [property: Key(2)] IReadOnlyList<EvaluationPoint> Evaluations,
         [property: Key(3)] bool More) : IOrchestratorMessage;
 
+    /// <summary>
+    /// A job's log lines after sequence number <paramref name="Since"/> (<c>GET /api/v1/jobs/{id}/logs?since=&amp;rank=</c>);
+    /// <paramref name="Rank"/> keeps only one worker's lines (null: every worker's and the runner's).
+    /// </summary>
+    [MessagePackObject]
+    public sealed record GetJobLogs([property: Key(0)] string Id, [property: Key(1)] long Since, [property: Key(2)] int? Rank = null) : IOrchestratorMessage;
+
+    /// <summary>
+    /// One line of a job's log. <paramref name="Seq"/> is its place in the job's log (given by the coordinator when the line
+    /// arrives, 0 on its way there); <paramref name="AtMs"/> when its node wrote it (Unix milliseconds, that node's clock);
+    /// <paramref name="Rank"/> the worker's rank in the generation that wrote it, -1 for the job's runner on the coordinator;
+    /// <paramref name="Level"/> one of <c>info</c>, <c>warning</c>, <c>error</c>.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record JobLogLine(
+        [property: Key(0)] long Seq,
+        [property: Key(1)] long AtMs,
+        [property: Key(2)] string Node,
+        [property: Key(3)] int Rank,
+        [property: Key(4)] string Level,
+        [property: Key(5)] string Text)
+    {
+        /// <summary>A line's text is cut to this many characters (the rest is marked as cut), so that a page fits a frame.</summary>
+        public const int TextLimit = 1000;
+        /// <summary>Lines per <see cref="TrainingProtocol.JobLogBatch"/> and per <see cref="JobLogs"/> page at most.</summary>
+        public const int BatchLimit = 100;
+        public static readonly IReadOnlySet<string> Levels = new HashSet<string> { "info", "warning", "error" };
+
+        /// <summary>
+        /// <paramref name="text"/> within <see cref="TextLimit"/> characters, on one line, without control characters (a line
+        /// ends up on someone's terminal: no escape sequences).
+        /// </summary>
+        public static string Bounded(string text)
+        {
+            text = text.ReplaceLineEndings(" \u21b5 ");
+            if (text.Length > TextLimit) text = text[..(TextLimit - 3)] + "...";
+            return text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? '\uFFFD' : c)) : text;
+        }
+    }
+
+    /// <summary>
+    /// Answer to <see cref="GetJobLogs"/>: lines in the order they arrived (at most a page: <paramref name="More"/> says to ask
+    /// again after the last); <paramref name="Dropped"/> how many of the job's lines are no longer kept (the oldest go first
+    /// past the job's limit) or were dropped by a worker that wrote faster than it could send.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record JobLogs(
+        [property: Key(0)] string Id,
+        [property: Key(1)] IReadOnlyList<JobLogLine> Lines,
+        [property: Key(2)] bool More,
+        [property: Key(3)] long Dropped) : IOrchestratorMessage;
+
     [MessagePackObject]
     public sealed record CheckpointList([property: Key(0)] string Id, [property: Key(1)] IReadOnlyList<CheckpointView> Checkpoints) : IOrchestratorMessage;
 

@@ -85,6 +85,15 @@ public static class TrainingProtocol
     public sealed record CheckpointDigest([property: Key(0)] string JobId, [property: Key(1)] string Node, [property: Key(2)] long Step,
                                           [property: Key(3)] string Digest) : IOrchestratorMessage;
 
+    /// <summary>
+    /// Agent → runner, about once a second while a job trains: the job's log lines written on this worker since the last
+    /// batch (the trainer's own and the workload's), at most <see cref="JobLogLine.BatchLimit"/> of them;
+    /// <paramref name="Dropped"/> counts the lines this worker had to drop since the last batch because more came than fit.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record JobLogBatch([property: Key(0)] string JobId, [property: Key(1)] string Node,
+                                     [property: Key(2)] IReadOnlyList<JobProtocol.JobLogLine> Lines, [property: Key(3)] long Dropped) : IOrchestratorMessage;
+
     /// <summary>Runner → agent: stop this job (cancelled, or the job failed elsewhere).</summary>
     [MessagePackObject]
     public sealed record StopTraining([property: Key(0)] string JobId) : IOrchestratorMessage;

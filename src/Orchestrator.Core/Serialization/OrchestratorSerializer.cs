@@ -78,6 +78,9 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(RingChunk)] = "r.chunk",
         [typeof(RingCredit)] = "r.credit",
         [typeof(RingAbort)] = "r.abort",
+        [typeof(TrainingProtocol.JobLogBatch)] = "t.log",
+        [typeof(JobProtocol.GetJobLogs)] = "j.logs?",
+        [typeof(JobProtocol.JobLogs)] = "j.logs",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> Types = Manifests.ToDictionary(p => p.Value, p => p.Key);

@@ -37,9 +37,10 @@ public sealed class LoadedWorkload : IDisposable
     /// Loads the job's workload: a built-in by name, or the package's type from <paramref name="packageFolder"/>
     /// (a folder holding the package's files; default: the job's package source, a folder or a .zip).
     /// </summary>
+    /// <param name="log">Where the workload's <see cref="WorkloadContext.Log"/> lines go (default: standard error).</param>
     /// <exception cref="WorkloadArgumentException">an argument is invalid (the field is named).</exception>
     /// <exception cref="WorkloadLoadException">the package or type cannot be loaded or its constructor failed.</exception>
-    public static LoadedWorkload Load(JobSpec job, string? packageFolder = null)
+    public static LoadedWorkload Load(JobSpec job, string? packageFolder = null, Action<string>? log = null)
     {
         if (job.Package is not { } package)
         {
@@ -50,7 +51,7 @@ public sealed class LoadedWorkload : IDisposable
         var context = new PackageLoadContext(folder);
         try
         {
-            var workload = Instantiate(context, package);
+            var workload = Instantiate(context, package, log);
             return new LoadedWorkload(workload, $"{package.Type} from {package.Source}", context);
         }
         catch
@@ -61,7 +62,7 @@ public sealed class LoadedWorkload : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]   // keeps the package's types out of the caller's frame, so the context can unload
-    private static IWorkload Instantiate(PackageLoadContext context, WorkloadPackageSpec package)
+    private static IWorkload Instantiate(PackageLoadContext context, WorkloadPackageSpec package, Action<string>? log)
     {
         var type = context.FindType(package.Type);
         if (!typeof(IWorkload).IsAssignableFrom(type))
@@ -77,7 +78,7 @@ public sealed class LoadedWorkload : IDisposable
         try
         {
             instance = withContext is not null
-                ? withContext.Invoke([new WorkloadContext(args, TensorFile.Read)])
+                ? withContext.Invoke([new WorkloadContext(args, TensorFile.Read, log)])
                 : parameterless!.Invoke([]);
         }
         catch (System.Reflection.TargetInvocationException ex) when (ex.InnerException is { } inner)
