@@ -84,12 +84,13 @@ up() {
   fi
   local dll; dll="$(orch_built_dll Orchestrator.Node orchestrator-node)"
   rm -rf "$dir/nodes" "$dir/client.env"
-  mkdir -p "$dir/logs"
+  mkdir -p "$dir/logs" "$dir/nodes"
   # The cluster's own CA and one certificate for 127.0.0.1 that every node presents (kept across ups).
   dotnet "$dll" init --dir "$dir/tls" --hosts 127.0.0.1 >/dev/null
   local coord_port api_port first_worker_port
   local ports=()
-  mapfile -t ports < <(orch_free_ports $((workers + 2)))
+  # Remoting and API ports, then each node's Prometheus port (loopback, no token; nodes/<name>.metrics says where).
+  mapfile -t ports < <(orch_free_ports $((2 * workers + 3)))
   coord_port="${ports[0]}"; api_port="${ports[1]}"; first_worker_port="${ports[2]}"
   # Two seeds (the coordinator and the first worker), so that a restarted coordinator rejoins the
   # running cluster instead of forming an island of its own.
@@ -98,11 +99,17 @@ ORCH_SEEDS=akka.ssl.tcp://orchestrator@127.0.0.1:$coord_port,akka.ssl.tcp://orch
 ORCH_COORDINATOR_PORT=$coord_port
 ORCH_API_PORT=$api_port
 ENV
-  orch_start_node "$dir" coordinator coordinator,checkpoint "$coord_port" --api-port "$api_port" "${settings[@]}"
+  local metrics_port="${ports[$((workers + 2))]}"
+  echo "http://127.0.0.1:$metrics_port/metrics" >"$dir/nodes/coordinator.metrics"
+  orch_start_node "$dir" coordinator coordinator,checkpoint "$coord_port" --api-port "$api_port" \
+    --set "orchestrator.metrics.port=$metrics_port" "${settings[@]}"
   local i port
   for i in $(seq 1 "$workers"); do
     port="${ports[$((i + 1))]}"
-    orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices" "${settings[@]}"
+    metrics_port="${ports[$((workers + 2 + i))]}"
+    echo "http://127.0.0.1:$metrics_port/metrics" >"$dir/nodes/worker-$i.metrics"
+    orch_start_node "$dir" "worker-$i" worker "$port" --set "orchestrator.worker.cpu-devices=$devices" \
+      --set "orchestrator.metrics.port=$metrics_port" "${settings[@]}"
   done
 
   # Ready when the API answers and lists every worker. The client finds the API (https, checked against the

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Prometheus;
 using Orchestrator.Cluster.Coordinator;
 using Orchestrator.Cluster.Packages;
 using static Orchestrator.Core.Protocol.JobProtocol;
@@ -33,6 +34,8 @@ public static class JobApi
 
         // Without a token: that the node is up, and nothing about the cluster.
         app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
+        // Prometheus metrics, behind the token like the rest (a scrape config's bearer token); docs/observability.md lists them.
+        app.MapMetrics("/metrics");
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/jobs", async (HttpRequest request, IRequiredActor<JobManagerKey> manager) =>

@@ -6,6 +6,8 @@ using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Cluster.Coordinator;
 using Orchestrator.Cluster.Packages;
 using Orchestrator.Cluster.Membership;
+using Orchestrator.Cluster.Metrics;
+using Orchestrator.Core.Settings;
 using Orchestrator.Cluster.Worker;
 using Orchestrator.Core.Serialization;
 
@@ -39,6 +41,7 @@ public static class NodeHost
             Console.WriteLine($"[INFO][{DateTime.UtcNow:MM/dd/yyyy HH:mm:ss.fff}Z][orchestrator-node] TLS between nodes with {node.Tls.Folder}: " +
                               $"'{node.Tls.Certificate.Subject}' (valid until {node.Tls.Certificate.NotAfter:yyyy-MM-dd}), peers must chain to '{node.Tls.Trust.Ca.Subject}'");
         Directory.CreateDirectory(node.Settings.DataDir);
+        using var metricsServer = StartMetricsServer(node.Settings.Metrics);
 
         if (!options.Has("coordinator"))
         {
@@ -54,6 +57,7 @@ public static class NodeHost
                 using var host = builder.Build();
                 await host.StartAsync(cancellation);
                 var system = host.Services.GetRequiredService<ActorSystem>();
+                NodeMetrics.WatchCluster(system);
                 var shutdown = CoordinatedShutdown.Get(system);
                 ExitIfTerminationHangs(system, shutdown);
                 await host.WaitForShutdownAsync(cancellation);
@@ -81,8 +85,24 @@ public static class NodeHost
         AddAkka(web.Services, options, node, seeds);
         var app = web.Build();
         JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes));
-        await app.RunAsync(cancellation);
+        await app.StartAsync(cancellation);
+        NodeMetrics.WatchCluster(app.Services.GetRequiredService<ActorSystem>());
+        await app.WaitForShutdownAsync(cancellation);
         return 0;
+    }
+
+    /// <summary>
+    /// The node's Prometheus metrics on a port of its own (<c>orchestrator.metrics.port</c>; none when 0), served by
+    /// prometheus-net's own Kestrel server, without a token: loopback unless configured otherwise.
+    /// </summary>
+    private static IDisposable? StartMetricsServer(MetricsSettings settings)
+    {
+        if (settings.Port == 0) return null;
+        var server = new Prometheus.KestrelMetricServer(settings.Hostname, settings.Port);
+        try { server.Start(); }
+        catch (IOException ex) { throw new NodeUsageException($"orchestrator.metrics.port: cannot listen on {settings.Hostname}:{settings.Port}: {ex.Message}"); }
+        Console.WriteLine($"[INFO][{DateTime.UtcNow:MM/dd/yyyy HH:mm:ss.fff}Z][orchestrator-node] Prometheus metrics at http://{settings.Hostname}:{settings.Port}/metrics");
+        return server;
     }
 
     /// <summary>

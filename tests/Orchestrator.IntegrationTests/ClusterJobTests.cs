@@ -25,19 +25,22 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         Assert.Equal("Queued", accepted.GetProperty("state").GetString());
         var id = accepted.GetProperty("id").GetString()!;
 
-        // The job's log, followed from its start until it ends (the command returns then): the runner's lines and the worker's.
-        var follow = _cluster.Client("logs", id, "--follow");
-        Assert.True(follow.ExitCode == 0, follow.ToString());
-        Assert.Matches(@"runner 127\.0\.0\.1:\d+ +info +accepted", follow.Stdout);
-        Assert.Matches(@"rank 0 127\.0\.0\.1:\d+ +info +rank 0 of 1 \(generation 1\): mlp on ", follow.Stdout);
-        Assert.Matches(@"rank 0 127\.0\.0\.1:\d+ +info +finished: 400 steps", follow.Stdout);
-        Assert.Matches(@"runner 127\.0\.0\.1:\d+ +info +completed, held-out ", follow.Stdout);
+        // The job's log, followed from its start until it ends (the command returns by itself then).
+        var follow = Task.Run(() => _cluster.Client("logs", id, "--follow"));
 
         var states = new List<string> { "Queued" };
         var status = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed" or "Cancelled",
             TimeSpan.FromSeconds(120), states);
         Assert.True(status.GetProperty("state").GetString() == "Completed", status.ToString());
         Assert.Equal(["Queued", "Running", "Completed"], states.Distinct());
+
+        // The runner's lines and the worker's, each with its node.
+        Assert.True(follow.Wait(TimeSpan.FromSeconds(30)), "logs --follow did not end after the job did");
+        Assert.True(follow.Result.ExitCode == 0, follow.Result.ToString());
+        Assert.Matches(@"runner 127\.0\.0\.1:\d+ +info +accepted", follow.Result.Stdout);
+        Assert.Matches(@"rank 0 127\.0\.0\.1:\d+ +info +rank 0 of 1 \(generation 1\): mlp on ", follow.Result.Stdout);
+        Assert.Matches(@"rank 0 127\.0\.0\.1:\d+ +info +finished: 400 steps", follow.Result.Stdout);
+        Assert.Matches(@"runner 127\.0\.0\.1:\d+ +info +completed, held-out ", follow.Result.Stdout);
 
         foreach (var field in new[] { "id", "name", "state", "epoch", "step", "totalSteps", "loss", "samplesPerSecond", "workers", "failures",
                      "error", "latestCheckpoint", "bestCheckpoint", "weights" })

@@ -56,6 +56,65 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     }
 
     [Fact]
+    public void Prometheus_metrics_during_a_two_worker_job_count_its_steps_ring_bytes_checkpoints_and_members_and_need_the_token_on_the_api()
+    {
+        var id = _cluster.Submit(Jobs.Mlp("it-prom", maxSteps: 900, workers: 2, batch: 32, checkpointEvery: 100));
+        _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 250, JobTimeout);
+
+        // The coordinator's metrics on the job API, behind the token; without it, 401 and nothing else.
+        using (var stranger = _cluster.Api(withToken: false))
+        {
+            var refused = stranger.GetAsync("metrics").GetAwaiter().GetResult();
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
+            Assert.DoesNotContain("orchestrator_", refused.Content.ReadAsStringAsync().GetAwaiter().GetResult());
+        }
+        using var api = _cluster.Api();
+        var coordinator = api.GetStringAsync("metrics").GetAwaiter().GetResult();
+        var workers = new[] { "worker-1", "worker-2" }.Select(_cluster.ScrapeMetrics).ToList();
+        var job = $"job=\"{id}\"";
+        Console.WriteLine($"Prometheus, during job {id}:\n" + string.Join("\n", new[] { coordinator }.Concat(workers)
+            .SelectMany(t => t.Split('\n')).Where(l => l.StartsWith("orchestrator_") && (l.Contains(id) || !l.Contains("job=")) && !l.Contains("_bucket{"))));
+
+        Assert.True(Sample(coordinator, "orchestrator_job_step", job) > 250);
+        Assert.True(Sample(coordinator, "orchestrator_job_samples_per_second", job) > 0);
+        Assert.Equal(1, Sample(coordinator, "orchestrator_jobs", "state=\"Running\""));
+        Assert.Equal(3, Sample(coordinator, "orchestrator_cluster_members", "reachable=\"true\",status=\"up\""));
+        Assert.True(Sample(coordinator, "orchestrator_checkpoint_write_seconds_count") >= 2);
+        Assert.True(Sample(coordinator, "orchestrator_checkpoint_evaluation_seconds_count") >= 1);
+        // The coordinator's own port serves the same registry, without a token (loopback only).
+        Assert.True(Sample(_cluster.ScrapeMetrics("coordinator"), "orchestrator_job_step", job) > 250);
+        foreach (var worker in workers)
+        {
+            Assert.True(Sample(worker, "orchestrator_worker_steps_total", job) > 200);
+            Assert.True(Sample(worker, "orchestrator_worker_samples_per_second", job) > 0);
+            Assert.True(Sample(worker, "orchestrator_allreduce_seconds_count", "link=\"akka\"") > 200);
+            // Two workers: each sends 2(n-1)/n = all of its gradient (the mlp's 235,402 float32) once a step (give or take the
+            // step being counted while the scrape read the two).
+            var steps = Sample(worker, "orchestrator_allreduce_seconds_count", "link=\"akka\"");
+            var bytes = Sample(worker, "orchestrator_allreduce_bytes_total", "link=\"akka\"");
+            Assert.True(Math.Abs(bytes - steps * 235_402 * 4) <= 235_402 * 4, $"{bytes} bytes in {steps} steps");
+        }
+
+        var done = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
+        Assert.True(done.GetProperty("state").GetString() == "Completed", done.ToString());
+        // A job's series go when it ends, so a long-lived cluster does not keep one per job.
+        Assert.DoesNotContain(job, api.GetStringAsync("metrics").GetAwaiter().GetResult());
+        Assert.True(Sample(api.GetStringAsync("metrics").GetAwaiter().GetResult(), "orchestrator_jobs", "state=\"Completed\"") >= 1);
+    }
+
+    /// <summary>The value of the sample of <paramref name="name"/> whose labels contain <paramref name="labels"/> (Prometheus text format).</summary>
+    private static double Sample(string text, string name, string labels = "")
+    {
+        foreach (var line in text.Split('\n'))
+        {
+            if (!line.StartsWith(name + (labels.Length == 0 ? " " : "{")) && !(labels.Length == 0 && line.StartsWith(name + "{"))) continue;
+            if (labels.Length > 0 && !line.Contains(labels)) continue;
+            return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        throw new Xunit.Sdk.XunitException($"no sample {name}{{{labels}}} in:\n{text}");
+    }
+
+    [Fact]
     public void A_two_worker_job_reaches_the_accuracy_of_one_worker_with_the_same_global_batch()
     {
         var two = RunToEnd(Jobs.Mlp("it-acc-two", maxSteps: 100_000, workers: 2, batch: 32, transport: "tcp"));

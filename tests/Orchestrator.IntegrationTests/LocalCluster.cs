@@ -41,6 +41,31 @@ public sealed class LocalCluster : IDisposable
     /// <summary>The client (<c>scripts/orchestrator</c>) against this cluster.</summary>
     public ProcessResult Client(params string[] args) => Script(TimeSpan.FromSeconds(120), "orchestrator", args, Dir);
 
+    /// <summary>
+    /// An HTTP client for the job API, HTTPS checked against the cluster's own CA as the client does, with the API token
+    /// (or without one, to see what a stranger gets).
+    /// </summary>
+    public HttpClient Api(bool withToken = true)
+    {
+        var env = File.ReadAllLines(Path.Combine(Dir, "client.env"))
+            .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Replace("export ", "").Trim(), p => p[1].Trim().Trim('"', '\''));
+        var trust = Orchestrator.Core.Security.ClusterTrust.Load(env["ORCHESTRATOR_CA"]);
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            trust.VerifyTls(certificate as System.Security.Cryptography.X509Certificates.X509Certificate2, errors, checkName: true,
+                Orchestrator.Core.Security.ClusterTrust.ServerAuthOid, out _);
+        var http = new HttpClient(handler) { BaseAddress = new Uri(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/") };
+        if (withToken) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", env["ORCHESTRATOR_TOKEN"]);
+        return http;
+    }
+
+    /// <summary>A node's Prometheus metrics from its own port (loopback, no token), as text.</summary>
+    public string ScrapeMetrics(string node)
+    {
+        using var http = new HttpClient();
+        return http.GetStringAsync(File.ReadAllText(Path.Combine(Dir, "nodes", node + ".metrics")).Trim()).GetAwaiter().GetResult();
+    }
+
     /// <summary>Submits a job file that must be accepted; returns the job id.</summary>
     public string Submit(string job)
     {

@@ -92,7 +92,7 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
         ZipFile.CreateFromDirectory(Packages.Example("TensorsClassifier"), zip);
         var bytes = File.ReadAllBytes(zip);
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        using (var api = Api())
+        using (var api = _cluster.Api())
         {
             var put = await api.PutAsync($"api/v1/packages/{sha}", new ByteArrayContent(bytes));
             Assert.Equal(HttpStatusCode.Created, put.StatusCode);
@@ -164,7 +164,7 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     {
         int before = _cluster.Json("list").GetArrayLength();
         var padding = new string('x', 300 * 1024);
-        using var api = Api();
+        using var api = _cluster.Api();
         var answer = await api.PostAsync("api/v1/jobs", new StringContent(
             $$"""{ "name": "big", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "padding": "{{padding}}" }""",
             System.Text.Encoding.UTF8, "application/json"));
@@ -177,7 +177,7 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     public async Task A_malformed_submission_key_or_metrics_step_is_a_400_naming_it_and_nothing_is_queued()
     {
         int before = _cluster.Json("list").GetArrayLength();
-        using var api = Api();
+        using var api = _cluster.Api();
         foreach (var key in new[] { "../../escape", new string('k', 101), "a b" })
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/jobs")
@@ -198,20 +198,5 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
             Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
             Assert.Contains("\"field\":\"since\"", await answer.Content.ReadAsStringAsync());
         }
-    }
-
-    private HttpClient Api()
-    {
-        var env = File.ReadAllLines(Path.Combine(_cluster.Dir, "client.env"))
-            .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Replace("export ", "").Trim(), p => p[1].Trim().Trim('"', '\''));
-        // HTTPS checked against the local cluster's own CA, as the client does.
-        var trust = Orchestrator.Core.Security.ClusterTrust.Load(env["ORCHESTRATOR_CA"]);
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            trust.VerifyTls(certificate as System.Security.Cryptography.X509Certificates.X509Certificate2, errors, checkName: true,
-                Orchestrator.Core.Security.ClusterTrust.ServerAuthOid, out _);
-        var http = new HttpClient(handler) { BaseAddress = new Uri(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/") };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", env["ORCHESTRATOR_TOKEN"]);
-        return http;
     }
 }

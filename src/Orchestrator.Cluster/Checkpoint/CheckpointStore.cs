@@ -1,3 +1,4 @@
+using Orchestrator.Cluster.Metrics;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Cluster.Membership;
@@ -233,7 +234,13 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
         var from = transfer.From;
         _disk = _disk.ContinueWith(_ =>
             {
-                try { return (object)new Written(offer, spec, CheckpointFolder.Write(root, snapshot), from); }
+                try
+                {
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                    var written = new Written(offer, spec, CheckpointFolder.Write(root, snapshot), from);
+                    NodeMetrics.CheckpointWriteSeconds.Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    return (object)written;
+                }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
                     return new WriteFailed(offer, ex.Message, from, CheckpointFolder.LatestVerified(root)?.Step ?? -1);
@@ -259,7 +266,9 @@ public sealed class CheckpointStore : ReceiveActor, IWithTimers
             try
             {
                 TorchSharp.torch.set_num_threads(threads);
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var result = evaluator.Evaluate(w.Spec, w.Info.WeightsPath);
+                NodeMetrics.CheckpointEvaluationSeconds.Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
                 var (metric, higherIsBetter) = CheckpointRanking.Decide(w.Spec.Checkpoint.Metric, result.RankMetric, result.HigherIsBetter);
                 if (!result.Values.ContainsKey(metric))
                     log.Warning("job {0}: checkpoint.metric '{1}' is not among the workload's metrics ({2}); checkpoints are not ranked",

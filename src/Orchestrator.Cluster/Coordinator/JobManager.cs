@@ -85,6 +85,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             // A long replay (a journal from before snapshots, or snapshots that failed) is not repeated at the next restart.
             if (LastSequenceNr - (_snapshotAt ?? 0) >= _settings.SnapshotEvery) SaveSnapshot(_book.ToSnapshot());
             Self.Tell(RequeueInterrupted.Instance);
+            PublishGauges();
             Timers.StartPeriodicTimer(nameof(WatchStore), WatchStore.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(10));
             Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
         });
@@ -154,6 +155,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             var p = m.Report;
             _book = _book.WithProgress(m.JobId, new JobProgress(p.Epoch, p.Epochs, p.Step, p.TotalSteps, p.Loss, p.SamplesPerSecond, m.Workers));
+            NodeMetrics.JobStep.WithLabels(m.JobId).Set(p.Step);
+            NodeMetrics.JobSamplesPerSecond.WithLabels(m.JobId).Set(m.Workers.Sum(w => w.SamplesPerSecond));
             _metrics.Tell(new MetricsRecorder.Record(m.JobId, new MetricsPoint(p.Step, p.Epoch, p.Loss, p.LearningRate,
                 m.Workers.Sum(w => w.SamplesPerSecond), p.CommunicationShare, Now(), m.Workers)));
         });
@@ -221,6 +224,18 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     {
         _book = _book.Apply(e);
         SnapshotIfDue();
+        if (e is JobRecovering) NodeMetrics.Recoveries.Inc();
+        if (e is JobCompleted or JobFailed or JobCancelled or JobRecovering or JobRequeued)
+            NodeMetrics.ForgetJob(e switch { JobCompleted c => c.Id, JobFailed f => f.Id, JobCancelled x => x.Id, JobRecovering r => r.Id, JobRequeued q => q.Id, _ => "" });
+        PublishGauges();
+    }
+
+    /// <summary>Jobs by state and the queue's length, for the node's Prometheus metrics (a count over the book: events are rare).</summary>
+    private void PublishGauges()
+    {
+        var counts = _book.Jobs.GroupBy(j => j.State).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var state in Enum.GetValues<JobState>()) NodeMetrics.JobsByState.WithLabels(state.ToString()).Set(counts.GetValueOrDefault(state));
+        NodeMetrics.QueueLength.Set(_book.Waiting.Count());
     }
 
     /// <summary>Every snapshot-every events (called in a persist handler, where LastSequenceNr is the event's own position).</summary>

@@ -1,3 +1,4 @@
+using Orchestrator.Cluster.Metrics;
 using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
@@ -148,6 +149,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
                 Note(LogLevel.InfoLevel, "training stopped on request");
             else
             {
+                if (ex is CollectiveFailedException) NodeMetrics.CollectiveFailures.WithLabels(_spec.AllReduce.Transport).Inc();
                 if (ex is not (CollectiveFailedException or ReplicasDivergedException))
                     Context.GetLogger().Error(ex, "job {0}: training failed", _start.JobId);   // the stack trace stays in the node's own log
                 Note(LogLevel.ErrorLevel, $"training failed: {Describe(ex)}");
@@ -240,6 +242,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        NodeMetrics.ForgetJob(_start.JobId);
         FlushLog();   // what the compute thread wrote last (the agent relays it while this job is still its running one)
         _cancel.Cancel();
         _ring.TrySetCanceled();
@@ -311,18 +314,24 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
             if (_tcp is not null)
                 _tcp.Connect(engine.Ring, _endpoints[engine.Ring.Right], engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
-            reducer = new RingReducer(engine, cancellation);
+            reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport);
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
 
         _jobLog.Info(_start.WorldSize > 1 ? $"ring of {_start.WorldSize} formed over the {_spec.AllReduce.Transport} link; training" : "training");
         var throttle = Stopwatch.StartNew();
         var epoch = -1;
+        var steps = NodeMetrics.WorkerSteps.WithLabels(_start.JobId);
+        var throughput = NodeMetrics.WorkerSamplesPerSecond.WithLabels(_start.JobId);
+        var lastStep = resume?.Position.Step ?? 0;
         var progress = new SynchronousProgress<WorkerProgress>(p =>
         {
+            if (p.Step > lastStep) steps.Inc(p.Step - lastStep);
+            lastStep = p.Step;
+            throughput.Set(p.SamplesPerSecond);
             if (p.Epoch != epoch)
             {
-                if (epoch >= 0) _jobLog.Info($"epoch {p.Epoch} of {p.Epochs} began at step {p.Step} (loss {p.Loss:F4}, {p.SamplesPerSecond:F0} samples/s)");
+                if (epoch >= 0) _jobLog.Info($"epoch {p.Epoch} of {p.Epochs} under way at step {p.Step} (loss {p.Loss:F4}, {p.SamplesPerSecond:F0} samples/s)");
                 epoch = p.Epoch;
             }
             if (throttle.Elapsed < _settings.ProgressInterval && p.Step < p.TotalSteps) return;
@@ -363,9 +372,20 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
 
-    private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation) : IGradientReducer
+    /// <summary>The ring's all-reduce, timed and counted for the node's Prometheus metrics (two clock reads and two adds a step).</summary>
+    private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation, string link) : IGradientReducer
     {
-        public void SumAcrossWorkers(Memory<float> gradients) => engine.AllReduce(gradients, cancellation);
+        private readonly Prometheus.Histogram.Child _seconds = NodeMetrics.AllReduceSeconds.WithLabels(link);
+        private readonly Prometheus.Counter.Child _bytes = NodeMetrics.AllReduceBytes.WithLabels(link);
+        private readonly double _share = 2.0 * (engine.Ring.Size - 1) / engine.Ring.Size;
+
+        public void SumAcrossWorkers(Memory<float> gradients)
+        {
+            var started = Stopwatch.GetTimestamp();
+            engine.AllReduce(gradients, cancellation);
+            _seconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _bytes.Inc(_share * gradients.Length * sizeof(float));
+        }
     }
 
     private sealed class NoReduction : IGradientReducer

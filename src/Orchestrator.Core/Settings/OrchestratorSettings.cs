@@ -4,7 +4,7 @@ namespace Orchestrator.Core.Settings;
 
 /// <summary>The <c>orchestrator</c> section of the configuration, read once and validated; errors name the HOCON path.</summary>
 public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, CoordinatorSettings Coordinator, WorkerSettings Worker,
-    CheckpointSettings Checkpoint, MembershipSettings Membership, PackageSettings Packages)
+    CheckpointSettings Checkpoint, MembershipSettings Membership, PackageSettings Packages, MetricsSettings Metrics)
 {
     /// <summary>The shipped defaults (embedded <c>reference.conf</c>).</summary>
     public static Config DefaultConfig() =>
@@ -18,7 +18,8 @@ public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, Coord
         if (string.IsNullOrWhiteSpace(dataDir)) throw new ConfigurationException("orchestrator.data-dir must not be empty");
         return new OrchestratorSettings(dataDir, ApiSettings.Create(c.GetConfig("api")), CoordinatorSettings.Create(c.GetConfig("coordinator")),
             WorkerSettings.Create(c.GetConfig("worker")), CheckpointSettings.Create(c.GetConfig("checkpoint"), dataDir),
-            MembershipSettings.Create(c.GetConfig("membership")), PackageSettings.Create(c.GetConfig("packages"), dataDir));
+            MembershipSettings.Create(c.GetConfig("membership")), PackageSettings.Create(c.GetConfig("packages"), dataDir),
+            MetricsSettings.Create(c.GetConfig("metrics")));
     }
 
     internal static TimeSpan Positive(Config c, string path, string section)
@@ -39,6 +40,24 @@ public sealed record OrchestratorSettings(string DataDir, ApiSettings Api, Coord
         {
             throw new ConfigurationException($"orchestrator.{section}.{path} must be {expected}, was {c.GetString(path, "(missing)")}");
         }
+    }
+}
+
+/// <summary>
+/// Where a node serves its Prometheus metrics on a port of its own (<c>http://Hostname:Port/metrics</c>, without a token, so
+/// loopback by default); <paramref name="Port"/> 0: on no port of its own (a coordinator serves them on its job API as well,
+/// behind the token).
+/// </summary>
+public sealed record MetricsSettings(string Hostname, int Port)
+{
+    public static MetricsSettings Create(Config c)
+    {
+        if (c.IsNullOrEmpty()) return new("127.0.0.1", 0);
+        var port = OrchestratorSettings.Int(c, "port", "metrics", -1);
+        if (port is < 0 or > 65535) throw new ConfigurationException($"orchestrator.metrics.port must be in [0, 65535], was {c.GetString("port", "(missing)")}");
+        var hostname = c.GetString("hostname", "");
+        if (string.IsNullOrWhiteSpace(hostname)) throw new ConfigurationException("orchestrator.metrics.hostname must not be empty");
+        return new(hostname, port);
     }
 }
 
