@@ -37,6 +37,8 @@ public sealed class CharLanguageModel : Workload<Transformer>
         _train = tensor(ids[..split]).DetachFromDisposeScope();
         _heldOut = tensor(ids[split..]).DetachFromDisposeScope();
         _shape = new TransformerShape(vocabulary.Length, _context, layers, width, heads);
+        // Into the job's log (orchestrator logs <job-id>), with this worker's rank.
+        context.Log($"{path}: {ids.Length} characters, a vocabulary of {vocabulary.Length}; {split} for training, {ids.Length - split} held out");
     }
 
     public override Transformer CreateModel() => new(_shape);

@@ -19,11 +19,12 @@ public static class JobApi
     // then never arrive, so it is refused here with the limit named.
     private const int MaxJobFileBytes = 128 * 1024;
 
-    public static void Map(WebApplication app, ApiToken token, TimeSpan askTimeout, PackageStore packages)
+    public static void Map(WebApplication app, ApiToken token, TimeSpan askTimeout, PackageStore packages, Web.UiSessions sessions)
     {
         app.Use(async (context, next) =>
         {
-            if (context.Request.Path == "/health" || token.Accepts(context.Request.Headers.Authorization))
+            if (context.Request.Path == "/health" || Web.WebUi.IsPublic(context.Request.Path) || token.Accepts(context.Request.Headers.Authorization)
+                || Web.WebUi.HasSession(context, sessions))
             {
                 await next(context);
                 return;
@@ -36,6 +37,7 @@ public static class JobApi
         app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
         // Prometheus metrics, behind the token like the rest (a scrape config's bearer token); docs/observability.md lists them.
         app.MapMetrics("/metrics");
+        Web.WebUi.Map(app, token, sessions);
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/jobs", async (HttpRequest request, IRequiredActor<JobManagerKey> manager) =>

@@ -84,7 +84,7 @@ public static class NodeHost
             json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         AddAkka(web.Services, options, node, seeds);
         var app = web.Build();
-        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes));
+        JobApi.Map(app, token, node.Settings.Api.AskTimeout, new PackageStore(node.Settings.Packages.Dir, node.Settings.Packages.MaxBytes), new Web.UiSessions());
         await app.StartAsync(cancellation);
         NodeMetrics.WatchCluster(app.Services.GetRequiredService<ActorSystem>());
         await app.WaitForShutdownAsync(cancellation);

@@ -53,6 +53,10 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
         Assert.True(loss < 3.0, $"held-out loss {loss:F3} after 60 steps");
         Assert.Equal(Math.Exp(loss), metrics.GetProperty("perplexity").GetDouble(), 6);
         Assert.Equal(0.0, MaxAbsDiffAgainstRun(job, status));
+        // The workload's own line (WorkloadContext.Log) in the job's log, from both workers.
+        var logs = _cluster.Json("logs", status.GetProperty("id").GetString()!).EnumerateArray().ToList();
+        foreach (var rank in new[] { 0, 1 })
+            Assert.Contains(logs, l => l.GetProperty("rank").GetInt32() == rank && l.GetProperty("text").GetString()!.Contains("characters, a vocabulary of 80;"));
     }
 
     [Fact]
@@ -78,7 +82,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
         Assert.True(Sample(coordinator, "orchestrator_job_step", job) > 250);
         Assert.True(Sample(coordinator, "orchestrator_job_samples_per_second", job) > 0);
         Assert.Equal(1, Sample(coordinator, "orchestrator_jobs", "state=\"Running\""));
-        Assert.Equal(3, Sample(coordinator, "orchestrator_cluster_members", "reachable=\"true\",status=\"up\""));
+        Assert.Equal(3, Sample(coordinator, "orchestrator_cluster_members", "status=\"up\",reachable=\"true\""));
         Assert.True(Sample(coordinator, "orchestrator_checkpoint_write_seconds_count") >= 2);
         Assert.True(Sample(coordinator, "orchestrator_checkpoint_evaluation_seconds_count") >= 1);
         // The coordinator's own port serves the same registry, without a token (loopback only).

@@ -45,12 +45,12 @@ public sealed class LocalCluster : IDisposable
     /// An HTTP client for the job API, HTTPS checked against the cluster's own CA as the client does, with the API token
     /// (or without one, to see what a stranger gets).
     /// </summary>
-    public HttpClient Api(bool withToken = true)
+    /// <param name="raw">No redirects followed and no cookie jar (the test sets the Cookie header itself).</param>
+    public HttpClient Api(bool withToken = true, bool raw = false)
     {
-        var env = File.ReadAllLines(Path.Combine(Dir, "client.env"))
-            .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Replace("export ", "").Trim(), p => p[1].Trim().Trim('"', '\''));
+        var env = ClientEnv();
         var trust = Orchestrator.Core.Security.ClusterTrust.Load(env["ORCHESTRATOR_CA"]);
-        var handler = new SocketsHttpHandler();
+        var handler = new SocketsHttpHandler { AllowAutoRedirect = !raw, UseCookies = !raw };
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
             trust.VerifyTls(certificate as System.Security.Cryptography.X509Certificates.X509Certificate2, errors, checkName: true,
                 Orchestrator.Core.Security.ClusterTrust.ServerAuthOid, out _);
@@ -58,6 +58,10 @@ public sealed class LocalCluster : IDisposable
         if (withToken) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", env["ORCHESTRATOR_TOKEN"]);
         return http;
     }
+
+    /// <summary>The run folder's <c>client.env</c>: <c>ORCHESTRATOR_CONTACT</c>, <c>ORCHESTRATOR_TOKEN</c>, <c>ORCHESTRATOR_CA</c>.</summary>
+    public Dictionary<string, string> ClientEnv() => File.ReadAllLines(Path.Combine(Dir, "client.env"))
+        .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Replace("export ", "").Trim(), p => p[1].Trim().Trim('"', '\''));
 
     /// <summary>A node's Prometheus metrics from its own port (loopback, no token), as text.</summary>
     public string ScrapeMetrics(string node)
