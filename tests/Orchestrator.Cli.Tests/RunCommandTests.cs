@@ -64,10 +64,26 @@ public sealed class RunCommandTests : IDisposable
     {
         var data = Path.Combine(TestSupport.Packages.Root, "examples", "TensorsClassifier", "blobs.safetensors");
         var job = JobFile($$"""{ "name": "blobs", "model": "mlp", "dataset": { "name": "tensors", "path": "{{data}}" }, "epochs": 3, "batchSizePerDevice": 32 }""");
-        var result = Cli.Run("run", job, "--json", "--out", Path.Combine(_folder, "blobs.safetensors"));
+        var plot = Path.Combine(_folder, "blobs.png");
+        var result = Cli.Run("run", job, "--json", "--out", Path.Combine(_folder, "blobs.safetensors"), "--plot", plot);
         Assert.True(result.ExitCode == 0, result.Stderr);
         var accuracy = JsonDocument.Parse(result.Stdout).RootElement.GetProperty("accuracy").GetDouble();
         Assert.True(accuracy > 0.9, $"held-out accuracy {accuracy} on three well-separated blobs");
+        // --plot: the run's curves as a PNG (1000 x 1280, as `orchestrator plot` draws them).
+        var png = File.ReadAllBytes(plot);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+        Assert.Equal(1000, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)));
+    }
+
+    [Fact]
+    public void A_plot_into_a_missing_folder_exits_2_before_training()
+    {
+        var job = JobFile("""{ "name": "a", "model": "mlp", "dataset": { "name": "fashion-mnist" }, "maxSteps": 100000 }""");
+        var result = Cli.Run("run", job, "--plot", Path.Combine(_folder, "no-such-folder", "run.png"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--plot", result.Stderr);
+        Assert.Contains("does not exist", result.Stderr);
+        AssertNoStackTrace(result);
     }
 
     [Fact]

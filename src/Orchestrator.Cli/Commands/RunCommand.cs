@@ -37,19 +37,24 @@ public static class RunCommand
         {
             Description = "continue from this checkpoint (its folder, or a file in it); it is verified before use",
         };
+        var plot = new Option<string?>("--plot") { Description = "also draw the run's training loss, throughput and final held-out metrics against step into this PNG" };
         var command = new Command("run", "train a job in this one process, without a cluster (the single-replica reference)")
         {
-            job, json, output, device, threads, checkpointDir, resume,
+            job, json, output, device, threads, checkpointDir, resume, plot,
         };
         command.SetAction(result => CliErrors.Run(() => Execute(
             result.GetValue(job)!, result.GetValue(json), result.GetValue(output), result.GetValue(device)!, result.GetValue(threads),
-            result.GetValue(checkpointDir), result.GetValue(resume))));
+            result.GetValue(checkpointDir), result.GetValue(resume), result.GetValue(plot))));
         return command;
     }
 
-    private static int Execute(string jobPath, bool json, string? outPath, string deviceName, int threads, string? checkpointDir, string? resumePath)
+    private static int Execute(string jobPath, bool json, string? outPath, string deviceName, int threads, string? checkpointDir, string? resumePath,
+        string? plotPath)
     {
         if (!File.Exists(jobPath)) throw new UsageException($"job file not found: {jobPath}");
+        var plot = plotPath is null ? null : Path.GetFullPath(plotPath);
+        if (plot is not null && Path.GetDirectoryName(plot) is { } plotFolder && !Directory.Exists(plotFolder))
+            throw new UsageException($"--plot {plotPath}: the folder {plotFolder} does not exist");
         if (threads < 1) throw new UsageException($"--threads must be at least 1, was {threads}");
         var spec = JobSpecParser.ParseFile(jobPath);
         TorchSharp.torch.Device device;
@@ -75,22 +80,28 @@ public static class RunCommand
 
         var header = $"{spec.Name}: {workload.Description}, " +
                      $"batch {spec.GlobalBatchSize}, {spec.Epochs} epoch(s), device {device}";
+        // Every report, for --plot: the same figures `orchestrator plot` draws for a cluster job (one worker, no communication).
+        var points = new List<ChartPoint>();
+        void Record(TrainingProgress p) => points.Add(new ChartPoint(p.Step, p.Loss, [(0, p.SamplesPerSecond, 0.0)]));
         LocalRunResult result;
         if (json)
         {
             Console.Error.WriteLine(header);
-            result = LocalTrainingRun.Run(spec, workload.Workload, device, weights, PlainProgress(Console.Error), cancel.Token, checkpointDir, resume);
+            result = LocalTrainingRun.Run(spec, workload.Workload, device, weights, PlainProgress(Console.Error, Record), cancel.Token, checkpointDir, resume);
         }
         else if (!Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {
             AnsiConsole.MarkupLine(Markup.Escape(header));
-            result = WithProgressBar(spec, workload.Workload, device, weights, cancel.Token, checkpointDir, resume);
+            result = WithProgressBar(spec, workload.Workload, device, weights, cancel.Token, checkpointDir, resume, Record);
         }
         else
         {
             Console.WriteLine(header);
-            result = LocalTrainingRun.Run(spec, workload.Workload, device, weights, PlainProgress(Console.Out), cancel.Token, checkpointDir, resume);
+            result = LocalTrainingRun.Run(spec, workload.Workload, device, weights, PlainProgress(Console.Out, Record), cancel.Token, checkpointDir, resume);
         }
+
+        if (plot is not null)
+            MetricsChart.Save($"{spec.Name} (orchestrator run)", points, [(result.Steps, new Dictionary<string, double>(result.Metrics.Values))], plot);
 
         if (json)
         {
@@ -102,12 +113,13 @@ public static class RunCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"held-out {result.Metrics.Describe()} after {result.Steps} steps ({result.Epochs} epoch(s)), {result.SamplesPerSecond:F0} samples/s"));
             Console.WriteLine($"weights: {result.WeightsPath}");
+            if (plot is not null) Console.WriteLine($"plot: {plot}");
         }
         return ExitCodes.Success;
     }
 
     private static LocalRunResult WithProgressBar(JobSpec spec, IWorkload workload, TorchSharp.torch.Device device, string weights, CancellationToken token,
-        string? checkpointDir, TrainingSnapshot? resume)
+        string? checkpointDir, TrainingSnapshot? resume, Action<TrainingProgress> record)
     {
         LocalRunResult? result = null;
         AnsiConsole.Progress()
@@ -118,6 +130,7 @@ public static class RunCommand
                 var task = context.AddTask("training");
                 var progress = new SynchronousProgress<TrainingProgress>(p =>
                 {
+                    record(p);
                     task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
                     task.Description = Describe(p);
@@ -128,11 +141,12 @@ public static class RunCommand
     }
 
     /// <summary>One line every couple of seconds: logs and pipes get a readable record, not a bar.</summary>
-    private static IProgress<TrainingProgress> PlainProgress(TextWriter writer)
+    private static IProgress<TrainingProgress> PlainProgress(TextWriter writer, Action<TrainingProgress> record)
     {
         var last = DateTime.MinValue;
         return new SynchronousProgress<TrainingProgress>(p =>
         {
+            record(p);
             if (p.Step != p.TotalSteps && DateTime.UtcNow - last < TimeSpan.FromSeconds(2)) return;
             last = DateTime.UtcNow;
             writer.WriteLine(Describe(p));

@@ -33,7 +33,6 @@ public static class WebUi
     public static void Map(WebApplication app, ApiToken token, UiSessions sessions)
     {
         app.MapGet("/", () => Results.Redirect(Prefix + "/"));
-        app.MapGet(Prefix, () => Results.Redirect(Prefix + "/"));
         app.MapGet(Prefix + "/", (HttpContext context) => sessions.IsValid(context.Request.Cookies[UiSessions.Cookie])
             ? Page(context, "Orchestrator.Node.Web.index.html")
             : Page(context, "Orchestrator.Node.Web.login.html",
