@@ -104,6 +104,37 @@ public static class JobApi
             }
             return AskJobManager(manager, new GetJobLogs(id, after, only), askTimeout, reply => reply is JobLogs logs ? Results.Ok(logs) : null);
         });
+        // A step timeline: ask for steps {from, to} of a running job, then read what its workers sent.
+        api.MapPost("/jobs/{id}/trace", async (string id, HttpRequest request, IRequiredActor<JobManagerKey> manager) =>
+        {
+            if (request.ContentLength is > 1024) return Error(StatusCodes.Status413PayloadTooLarge, "", "a trace request is at most 1024 bytes");
+            long from, to;
+            try
+            {
+                using var body = await System.Text.Json.JsonDocument.ParseAsync(request.Body);
+                if (!body.RootElement.TryGetProperty("from", out var f) || !f.TryGetInt64(out from))
+                    return Error(StatusCodes.Status400BadRequest, "from", "must be a step number");
+                if (!body.RootElement.TryGetProperty("to", out var t) || !t.TryGetInt64(out to))
+                    return Error(StatusCodes.Status400BadRequest, "to", "must be a step number");
+            }
+            catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException)
+            {
+                return Error(StatusCodes.Status400BadRequest, "", "the body must be {\"from\": A, \"to\": B}");
+            }
+            return await AskJobManager(manager, new RequestTrace(id, from, to), askTimeout, reply => reply switch
+            {
+                TraceResult started => Results.Json(started, statusCode: StatusCodes.Status202Accepted),
+                TraceRefused refused => Error(StatusCodes.Status400BadRequest, refused.Field, refused.Reason),
+                _ => null,
+            });
+        });
+        api.MapGet("/jobs/{id}/trace", (string id, IRequiredActor<JobManagerKey> manager) =>
+            AskJobManager(manager, new GetTrace(id), askTimeout, reply => reply switch
+            {
+                TraceResult trace => Results.Ok(trace),
+                TraceRefused none => Error(StatusCodes.Status404NotFound, "trace", none.Reason),
+                _ => null,
+            }));
         api.MapGet("/workers", (IRequiredActor<JobManagerKey> manager) =>
             AskJobManager(manager, GetWorkers.Instance, askTimeout, reply => reply is WorkerList list ? Results.Ok(list.Workers) : null));
     }

@@ -49,6 +49,19 @@ public sealed class WebPageTests(WebPageCluster fixture) : IClassFixture<WebPage
         {
             await using var browser = await Browser();
             var page = await browser.NewPageAsync();
+            // What the page's script says (errors above all), for the message of a wait that times out.
+            var console = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            page.Console += (_, e) => console.Enqueue($"{e.Message.Type}: {e.Message.Text}");
+            page.PageError += (_, e) => console.Enqueue($"page error: {e.Message}");
+            async Task Until(string condition)
+            {
+                try { await page.WaitForFunctionAsync(condition, new WaitForFunctionOptions { Timeout = 30_000 }); }
+                catch (WaitTaskTimeoutException)
+                {
+                    Assert.Fail($"not within 30 s: {condition}\nthe page's console:\n{string.Join("\n", console)}\n" +
+                                await page.EvaluateExpressionAsync<string>("document.body.innerText"));
+                }
+            }
             await page.GoToAsync(contact + "/ui/");
             // A wrong token: the form again, saying so, and no session.
             await page.TypeAsync("#token", "not-the-token-at-all");
@@ -71,15 +84,11 @@ public sealed class WebPageTests(WebPageCluster fixture) : IClassFixture<WebPage
             await page.ClickAsync(link);
             // Live: the loss chart has data and grows while the page is open; both workers' throughput; a checkpoint with
             // its held-out metrics; log lines of both ranks.
-            await page.WaitForFunctionAsync("() => Number(document.querySelector('#loss-chart')?.dataset.points) > 3 && document.querySelector('#loss-chart canvas')",
-                new WaitForFunctionOptions { Timeout = 20_000 });
+            await Until("() => Number(document.querySelector('#loss-chart')?.dataset.points) > 3 && document.querySelector('#loss-chart canvas')");
             var first = await page.EvaluateExpressionAsync<int>("Number(document.querySelector('#loss-chart').dataset.points)");
-            await page.WaitForFunctionAsync($"() => Number(document.querySelector('#loss-chart').dataset.points) > {first}",
-                new WaitForFunctionOptions { Timeout = 20_000 });
-            await page.WaitForFunctionAsync("() => document.querySelectorAll('#throughput-chart .u-legend .u-series').length === 3 && Number(document.querySelector('#heldout-chart').dataset.points) >= 1",
-                new WaitForFunctionOptions { Timeout = 20_000 });
-            await page.WaitForFunctionAsync("() => /rank 0 /.test(document.querySelector('#logs').textContent) && /rank 1 /.test(document.querySelector('#logs').textContent)",
-                new WaitForFunctionOptions { Timeout = 20_000 });
+            await Until($"() => Number(document.querySelector('#loss-chart').dataset.points) > {first}");
+            await Until("() => document.querySelectorAll('#throughput-chart .u-legend .u-series').length === 3 && Number(document.querySelector('#heldout-chart').dataset.points) >= 1");
+            await Until("() => /rank 0 /.test(document.querySelector('#logs').textContent) && /rank 1 /.test(document.querySelector('#logs').textContent)");
             Assert.Equal("Running", await page.EvaluateExpressionAsync<string>("document.querySelector('#job-state').textContent"));
             var text = await page.EvaluateExpressionAsync<string>("document.body.innerText");
             Assert.Contains("accuracy", text);   // the checkpoints table's held-out metric

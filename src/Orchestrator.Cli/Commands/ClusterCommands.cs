@@ -26,6 +26,7 @@ public static class ClusterCommands
         yield return Metrics();
         yield return Plot();
         yield return Logs();
+        yield return Trace();
         yield return Workers();
     }
 
@@ -322,6 +323,55 @@ public static class ClusterCommands
                 else Thread.Sleep(TimeSpan.FromSeconds(1));
                 Print(LogPages(api, job, ref after, rank).Lines);
                 if (ended) return ExitCodes.Success;
+            }
+        }));
+        return command;
+    }
+
+    private static Command Trace()
+    {
+        var connection = new Connection();
+        var id = new Argument<string>("job-id");
+        var steps = new Option<string>("--steps") { Description = "the steps to trace, A-B (counted from 1, at most 20, not yet run)", Required = true };
+        var output = new Option<string?>("--out") { Description = "the Chrome trace to write (default: <job-id>-trace.json here); open it in chrome://tracing or ui.perfetto.dev" };
+        var timeout = new Option<int>("--timeout") { Description = "seconds to wait for the steps to run", DefaultValueFactory = _ => 600 };
+        var command = new Command("trace", "record a timeline of a running job's steps on every worker (forward, backward, gather, each bucket's all-reduce, scatter, optimizer, checkpoint capture) as a Chrome trace") { id, steps, output, timeout };
+        connection.AddTo(command);
+        command.SetAction(result => Run(() =>
+        {
+            var job = result.GetValue(id)!;
+            var range = System.Text.RegularExpressions.Regex.Match(result.GetValue(steps) ?? "", @"^\s*(\d{1,15})\s*-\s*(\d{1,15})\s*$");
+            if (!range.Success) throw new UsageException($"--steps must be A-B (two step numbers), was '{result.GetValue(steps)}'");
+            var (from, to) = (long.Parse(range.Groups[1].Value), long.Parse(range.Groups[2].Value));
+            var path = Path.GetFullPath(result.GetValue(output) ?? job + "-trace.json");
+            if (Path.GetDirectoryName(path) is { } folder && !Directory.Exists(folder))
+                throw new UsageException($"--out {result.GetValue(output)}: the folder {folder} does not exist");
+            using var api = connection.Open(result);
+            var started = api.Post($"{JobPath(job)}/trace", JsonOutput.Serialize(new { from, to }));
+            var traceId = started.GetProperty("traceId").GetString();
+            Console.Error.WriteLine($"tracing steps {from}-{to} of {job} on {started.GetProperty("ranks").GetArrayLength()} worker(s)...");
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Max(result.GetValue(timeout), 1));
+            while (true)
+            {
+                var trace = api.Get($"{JobPath(job)}/trace");
+                if (trace.GetProperty("traceId").GetString() != traceId)
+                    throw new ApiException($"another trace of {job} was asked for meanwhile", ExitCodes.Failed);
+                var ranks = trace.GetProperty("ranks").EnumerateArray().ToList();
+                if (ranks.All(r => r.GetProperty("complete").GetBoolean()))
+                {
+                    File.WriteAllText(path, ChromeTrace.Build(trace).ToJsonString());
+                    var count = trace.GetProperty("spans").GetArrayLength();
+                    Console.WriteLine(path);
+                    if (count == 0) Console.Error.WriteLine("the workers recorded no spans: the steps had run before the request reached them");
+                    return ExitCodes.Success;
+                }
+                var state = api.Get(JobPath(job)).GetProperty("state").GetString() ?? "";
+                var waiting = string.Join(", ", ranks.Where(r => !r.GetProperty("complete").GetBoolean()).Select(r => $"rank {r.GetProperty("rank").GetInt32()}"));
+                if (state != "Running")
+                    throw new ApiException($"job {job} is {state}; no trace from {waiting} (a recovery or the job's end came first)", ExitCodes.Failed);
+                if (DateTime.UtcNow > deadline)
+                    throw new ApiException($"no trace from {waiting} within {result.GetValue(timeout)} s", ExitCodes.Failed);
+                Thread.Sleep(1000);
             }
         }));
         return command;

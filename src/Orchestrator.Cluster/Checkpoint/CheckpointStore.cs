@@ -1,7 +1,7 @@
-using Orchestrator.Cluster.Metrics;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Cluster.Membership;
+using Orchestrator.Cluster.Metrics;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;

@@ -50,6 +50,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     private readonly string? _metricsDir, _tensorBoardDir, _jobLogsDir;
     private IActorRef _metrics = ActorRefs.Nobody;
     private IActorRef _jobLogs = ActorRefs.Nobody;
+    private IActorRef _traces = ActorRefs.Nobody;
 
     public override string PersistenceId => PersistenceIdValue;
 
@@ -90,7 +91,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Timers.StartPeriodicTimer(nameof(SweepPackages), SweepPackages.Instance, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10));
         });
         // Requests come from this node (the job API) or another coordinator's; checkpoint news from a checkpoint node.
-        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers or GetJobMetrics or GetJobLogs
+        Command<object>(m => m is SubmitJob or CancelJob or GetJob or ListJobs or GetCheckpoints or GetWorkers or GetJobMetrics or GetJobLogs or RequestTrace or GetTrace
                              && !Senders.FromRole(Context.System, Sender, "coordinator"),
             m => _log.Warning("refused {0} from {1}: not a coordinator of this cluster", m.GetType().Name, Sender.Path));
         Command<object>(m => m is CheckpointProtocol.CheckpointsChanged or CheckpointProtocol.CheckpointWriteFailed
@@ -123,6 +124,23 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         {
             if (_book.Find(m.Id) is null) Sender.Tell(new JobNotFound(m.Id));
             else _metrics.Forward(m);
+        });
+        Command<RequestTrace>(m =>
+        {
+            if (_book.Find(m.Id) is not { } job) { Sender.Tell(new JobNotFound(m.Id)); return; }
+            if (Tracing.TraceWindow.Check(job, m.From, m.To) is { } refused) { Sender.Tell(new TraceRefused(m.Id, refused.Field, refused.Reason)); return; }
+            if (!_runners.TryGetValue(m.Id, out var run)) { Sender.Tell(new TraceRefused(m.Id, "", $"job {m.Id} is between generations; try again in a few seconds")); return; }
+            var traceId = Guid.NewGuid().ToString("N")[..12];
+            var started = new Tracing.TraceRecorder.Started(m.Id, traceId, m.From, m.To, run.Nodes);
+            _traces.Tell(started);
+            run.Runner.Tell(new RunnerMessages.Trace(m.Id, traceId, m.From, m.To));
+            JobNote(m.Id, LogLevel.InfoLevel, $"tracing steps {m.From}-{m.To} (trace {traceId})");
+            Sender.Tell(new TraceResult(m.Id, traceId, m.From, m.To, run.Nodes.Select((n, r) => new TraceRank(r, n, false)).ToList(), []));
+        });
+        Command<GetTrace>(m =>
+        {
+            if (_book.Find(m.Id) is null) Sender.Tell(new JobNotFound(m.Id));
+            else _traces.Forward(m);
         });
         Command<GetJobLogs>(m =>
         {
@@ -206,6 +224,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         Context.ActorOf(WorkerRegistry.Props(_settings), "worker-registry");
         _metrics = Context.ActorOf(MetricsRecorder.Props(_metricsDir, _tensorBoardDir), "metrics");
         _jobLogs = Context.ActorOf(JobLogRecorder.Props(_jobLogsDir), "job-logs");
+        _traces = Context.ActorOf(Tracing.TraceRecorder.Props(), "traces");
     }
 
     /// <summary>A line for the node's log and for the job's own (<c>orchestrator logs</c>), written as the job's runner (rank -1).</summary>
@@ -365,7 +384,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
             Applied(e);
             // The generation is in the journal before any worker hears of it, so a coordinator killed in
             // between starts the next one: a ring generation is never used twice.
-            var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, generation, start.Workers, _settings, _jobLogs),
+            var runner = Context.ActorOf(JobRunner.Props(head.Id, head.SpecJson, generation, start.Workers, _settings, _jobLogs, _traces),
                 $"runner-{Uri.EscapeDataString(head.Id)}-g{generation}");
             Context.Watch(runner);
             _runners[head.Id] = (runner, nodes);

@@ -24,6 +24,8 @@ public static class RunnerMessages
     public sealed record Finished(string JobId);
     /// <summary>Manager → runner: the job was cancelled; stop the workers.</summary>
     public sealed record Stop(string JobId);
+    /// <summary>Manager → runner: trace steps <paramref name="From"/> to <paramref name="To"/> on every worker.</summary>
+    public sealed record Trace(string JobId, string TraceId, long From, long To);
 }
 
 /// <summary>
@@ -57,17 +59,20 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private readonly Dictionary<long, Dictionary<int, string>> _digests = new();
     private string? _store;
     private readonly IActorRef _jobLogs;
+    private readonly IActorRef _traces;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <param name="jobLogs">Where the job's log lines go (the runner's own, and those its workers send).</param>
     public static Props Props(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings,
-                              IActorRef? jobLogs = null) =>
-        Akka.Actor.Props.Create(() => new JobRunner(jobId, specJson, generation, workers, settings, jobLogs ?? ActorRefs.Nobody));
+                              IActorRef? jobLogs = null, IActorRef? traces = null) =>
+        Akka.Actor.Props.Create(() => new JobRunner(jobId, specJson, generation, workers, settings, jobLogs ?? ActorRefs.Nobody, traces ?? ActorRefs.Nobody));
 
-    public JobRunner(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings, IActorRef jobLogs)
+    public JobRunner(string jobId, string specJson, int generation, ImmutableList<RegisteredWorker> workers, CoordinatorSettings settings, IActorRef jobLogs,
+                     IActorRef traces)
     {
         _jobLogs = jobLogs;
+        _traces = traces;
         _jobId = jobId;
         _specJson = specJson;
         _generation = generation;
@@ -190,6 +195,14 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private void CommonFailures()
     {
         Receive<JobLogBatch>(RelayLog);
+        Receive<RunnerMessages.Trace>(t =>
+        {
+            foreach (var w in _workers) w.Agent.Tell(new TraceSteps(_jobId, _generation, t.TraceId, t.From, t.To));
+        });
+        Receive<TraceSpans>(m =>
+        {
+            if (RankOf(Sender) is { } rank && m.JobId == _jobId) _traces.Tell(new Tracing.TraceRecorder.Part(_jobId, rank, m));
+        });
         Receive<TrainingFailed>(m =>
         {
             if (RankOf(Sender) is null) { _log.Warning("job {0}: refused a failure report from {1}, not a worker of this job", _jobId, Sender.Path); return; }

@@ -1,10 +1,10 @@
-using Orchestrator.Cluster.Metrics;
 using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Cluster.Logs;
+using Orchestrator.Cluster.Metrics;
 using Orchestrator.Collectives;
 using Orchestrator.Collectives.Links;
 using Orchestrator.Cluster.Membership;
@@ -59,6 +59,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     private RingAllReduce? _engine;
     private volatile IReadOnlyList<string> _endpoints = [];   // the TCP link's endpoints by rank, from BeginTraining
     private readonly JobLogBuffer _jobLog;
+    private readonly StepTrace _trace = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -110,6 +111,23 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         });
         Receive<StopTraining>(_ => _cancel.Cancel());
         Receive<FlushJobLog>(_ => FlushLog());
+        Receive<TraceSteps>(t =>
+        {
+            if (t.To - t.From + 1 > StepTrace.MaxSteps || t.From < 1) return;   // the job manager checked; a bound all the same
+            _trace.Request(t.From, t.To, t.TraceId);
+            Note(LogLevel.InfoLevel, $"tracing steps {t.From}-{t.To}");
+        });
+        Receive<TraceFinished>(f =>
+        {
+            var views = f.Spans.Select(s => new JobProtocol.TraceSpanView(_start.Rank, s.Name, s.Step, s.StartUs, s.DurationUs, s.Bytes)).ToList();
+            for (int at = 0; ; at += JobProtocol.TraceSpanView.PartLimit)
+            {
+                var part = views.Skip(at).Take(JobProtocol.TraceSpanView.PartLimit).ToList();
+                var last = at + JobProtocol.TraceSpanView.PartLimit >= views.Count;
+                Context.Parent.Tell(new TraceSpans(_start.JobId, _node, f.TraceId, part, last));
+                if (last) break;
+            }
+        });
         Receive<TrainingCompleted>(done =>
         {
             if (_uploading) { _completedWhenUploaded = done; return; }   // the last checkpoint is still on its way
@@ -269,6 +287,13 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             Deadline: _settings.CollectiveDeadline,
             AbortGrace: TimeSpan.FromSeconds(1));
         _engine = new RingAllReduce(ring, link, options);
+        // Each bucket's all-reduce in a traced step (with what it sent: 2(n-1)/n of the bucket's float32 bytes).
+        var trace = _trace;
+        double share = 2.0 * (ring.Size - 1) / ring.Size;
+        _engine.BucketDone = (bucket, elements, began, ended) =>
+        {
+            if (trace.Recording) trace.Span($"all-reduce bucket {bucket}", began, ended, (long)(share * elements * sizeof(float)));
+        };
         foreach (var message in _early) _engine.Deliver(message);
         _early.Clear();
         _endpoints = begin.Endpoints;   // before the compute thread is released, which reads it
@@ -342,9 +367,11 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         Directory.CreateDirectory(outputDir);
         var placement = new WorkerPlacement(_start.Rank, _start.WorldSize, _spec.DevicesPerWorker);
         var weights = _start.Rank == 0 ? Path.Combine(outputDir, "weights.safetensors") : null;
+        _trace.Completed = (traceId, spans) => _self.Tell(new TraceFinished(traceId, spans));
         var hooks = new CheckpointHooks(_start.Generation, resume,
             OnSnapshot: _start.Rank == 0 ? snapshot => _self.Tell(new UploadSnapshot(snapshot)) : null,
-            OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest), _self));
+            OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest), _self),
+            Trace: _trace);
         var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
         _jobLog.Info($"finished: {result.Steps} steps, {result.SamplesPerSecond:F0} samples/s, communication share {result.CommunicationShare:P0}" +
             (result.Evaluation?.Values is { Count: > 0 } held ? "; held-out " + string.Join(", ", held.Select(kv => $"{kv.Key} {kv.Value:F4}")) : ""));
@@ -395,6 +422,8 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     }
 
     private sealed record ComputeFailed(Exception Exception);
+
+    private sealed record TraceFinished(string TraceId, IReadOnlyList<TraceSpan> Spans);
 
     private sealed record FlushJobLog
     {

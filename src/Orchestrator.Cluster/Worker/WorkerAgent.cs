@@ -43,7 +43,7 @@ public sealed class WorkerAgent : ReceiveActor
         _packages = packages;
 
         // Orders come only from this node or from a member with the coordinator role.
-        Receive<object>(m => m is RequestInventory or StartTraining or StopTraining or BeginTraining && !Senders.FromRole(Context.System, Sender, "coordinator"),
+        Receive<object>(m => m is RequestInventory or StartTraining or StopTraining or BeginTraining or TraceSteps && !Senders.FromRole(Context.System, Sender, "coordinator"),
             order => Context.GetLogger().Warning("refused {0} from {1}: not a coordinator of this cluster", order.GetType().Name, Sender.Path));
         Receive<RequestInventory>(_ =>
         {
@@ -57,6 +57,7 @@ public sealed class WorkerAgent : ReceiveActor
             else Sender.Tell(new TrainingStopped(stop.JobId, _node));   // nothing to stop: say so at once
         });
         Receive<BeginTraining>(begin => { if (_running is { } r && r.JobId == begin.JobId && r.Generation == begin.Generation) r.Trainer.Forward(begin); });
+        Receive<TraceSteps>(trace => { if (_running is { } r && r.JobId == trace.JobId && r.Generation == trace.Generation) r.Trainer.Forward(trace); });
         // Reports from the running job's trainer (a child of this agent, never another node) go to the runner.
         Receive<CheckpointDigest>(Relay);
         Receive<TrainingStarted>(Relay);
@@ -64,6 +65,7 @@ public sealed class WorkerAgent : ReceiveActor
         Receive<TrainingCompleted>(Relay);
         Receive<TrainingFailed>(Relay);
         Receive<JobLogBatch>(Relay);
+        Receive<TraceSpans>(Relay);
         Receive<Terminated>(OnTerminated);
     }
 

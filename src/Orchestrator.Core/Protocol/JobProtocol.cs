@@ -201,6 +201,48 @@ public static class JobProtocol
         [property: Key(2)] bool More,
         [property: Key(3)] long Dropped) : IOrchestratorMessage;
 
+    /// <summary>Ask for a step timeline of steps <paramref name="From"/> to <paramref name="To"/> of a running job (<c>POST /api/v1/jobs/{id}/trace</c>).</summary>
+    [MessagePackObject]
+    public sealed record RequestTrace([property: Key(0)] string Id, [property: Key(1)] long From, [property: Key(2)] long To) : IOrchestratorMessage;
+
+    /// <summary>A trace request the job cannot serve: <paramref name="Field"/> (<c>from</c>, <c>to</c>, or empty) and why.</summary>
+    [MessagePackObject]
+    public sealed record TraceRefused([property: Key(0)] string Id, [property: Key(1)] string Field, [property: Key(2)] string Reason) : IOrchestratorMessage;
+
+    /// <summary>The trace of a job (<c>GET /api/v1/jobs/{id}/trace</c>): the last one asked for, as far as its workers have sent it.</summary>
+    [MessagePackObject]
+    public sealed record GetTrace([property: Key(0)] string Id) : IOrchestratorMessage;
+
+    /// <summary>One worker of a trace: its rank, node, and whether all of its spans arrived.</summary>
+    [MessagePackObject]
+    public sealed record TraceRank([property: Key(0)] int Rank, [property: Key(1)] string Node, [property: Key(2)] bool Complete);
+
+    /// <summary>
+    /// One timed phase of a traced step on a worker (<c>step</c>, <c>forward</c>, <c>backward</c>, <c>gather</c>,
+    /// <c>all-reduce</c>, <c>all-reduce bucket N</c>, <c>scatter</c>, <c>optimizer</c>, <c>checkpoint capture</c>): Unix
+    /// microseconds on that worker's clock; <paramref name="Bytes"/> what a bucket sent (-1 for other phases).
+    /// </summary>
+    [MessagePackObject]
+    public sealed record TraceSpanView([property: Key(0)] int Rank, [property: Key(1)] string Name, [property: Key(2)] long Step,
+                                       [property: Key(3)] long StartUs, [property: Key(4)] long DurationUs, [property: Key(5)] long Bytes)
+    {
+        /// <summary>Spans per <see cref="TrainingProtocol.TraceSpans"/> message.</summary>
+        public const int PartLimit = 500;
+    }
+
+    /// <summary>
+    /// A trace as far as it arrived (also the answer to <see cref="RequestTrace"/>, with no spans yet). At most 2,000 spans in
+    /// all, so that it fits a frame.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record TraceResult(
+        [property: Key(0)] string Id,
+        [property: Key(1)] string TraceId,
+        [property: Key(2)] long From,
+        [property: Key(3)] long To,
+        [property: Key(4)] IReadOnlyList<TraceRank> Ranks,
+        [property: Key(5)] IReadOnlyList<TraceSpanView> Spans) : IOrchestratorMessage;
+
     [MessagePackObject]
     public sealed record CheckpointList([property: Key(0)] string Id, [property: Key(1)] IReadOnlyList<CheckpointView> Checkpoints) : IOrchestratorMessage;
 

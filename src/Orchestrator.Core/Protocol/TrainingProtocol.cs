@@ -94,6 +94,22 @@ public static class TrainingProtocol
     public sealed record JobLogBatch([property: Key(0)] string JobId, [property: Key(1)] string Node,
                                      [property: Key(2)] IReadOnlyList<JobProtocol.JobLogLine> Lines, [property: Key(3)] long Dropped) : IOrchestratorMessage;
 
+    /// <summary>
+    /// Runner → agent → trainer: record the phases of steps <paramref name="From"/> to <paramref name="To"/> (counted from 1)
+    /// of this generation, and send them as <see cref="TraceSpans"/> under <paramref name="TraceId"/> once the last has run.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record TraceSteps([property: Key(0)] string JobId, [property: Key(1)] int Generation, [property: Key(2)] string TraceId,
+                                    [property: Key(3)] long From, [property: Key(4)] long To) : IOrchestratorMessage;
+
+    /// <summary>
+    /// Trainer → agent → runner: a part of this worker's recorded spans (at most <see cref="JobProtocol.TraceSpanView.PartLimit"/>);
+    /// <paramref name="Last"/> on the final part. The runner sets each span's rank from the sender, whatever the part says.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record TraceSpans([property: Key(0)] string JobId, [property: Key(1)] string Node, [property: Key(2)] string TraceId,
+                                    [property: Key(3)] IReadOnlyList<JobProtocol.TraceSpanView> Spans, [property: Key(4)] bool Last) : IOrchestratorMessage;
+
     /// <summary>Runner → agent: stop this job (cancelled, or the job failed elsewhere).</summary>
     [MessagePackObject]
     public sealed record StopTraining([property: Key(0)] string JobId) : IOrchestratorMessage;

@@ -81,6 +81,12 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         [typeof(TrainingProtocol.JobLogBatch)] = "t.log",
         [typeof(JobProtocol.GetJobLogs)] = "j.logs?",
         [typeof(JobProtocol.JobLogs)] = "j.logs",
+        [typeof(TrainingProtocol.TraceSteps)] = "t.trace",
+        [typeof(TrainingProtocol.TraceSpans)] = "t.spans",
+        [typeof(JobProtocol.RequestTrace)] = "j.trace!",
+        [typeof(JobProtocol.TraceRefused)] = "j.trace-no",
+        [typeof(JobProtocol.GetTrace)] = "j.trace?",
+        [typeof(JobProtocol.TraceResult)] = "j.trace",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> Types = Manifests.ToDictionary(p => p.Value, p => p.Key);

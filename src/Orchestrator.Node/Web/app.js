@@ -122,7 +122,7 @@ async function jobPage(id, mine) {
       // New points after the last step seen; a recovered job steps back, so a point at or before it means: read it all again.
       let since = points.length ? points[points.length - 1].step : -1;
       for (let page = 0; page < 50 && mine === generation; page++) {
-        const m = await get(`/jobs/${encodeURIComponent(id)}/metrics?since=${since}`);
+        const m = await get(`/jobs/${encodeURIComponent(id)}/metrics` + (since >= 0 ? `?since=${since}` : ""));
         evaluations = m.evaluations;
         if (m.points.length && points.length && m.points[0].step <= since) points = [];
         points = points.concat(m.points);

@@ -32,7 +32,9 @@ public sealed record WorkerProgress(int Epoch, int Epochs, long Step, long Total
 /// across workers), and on rank 0 hand each snapshot to <paramref name="OnSnapshot"/>, which must
 /// return at once (it is sent and written elsewhere, off the training path).
 /// </summary>
-public sealed record CheckpointHooks(int Generation, TrainingSnapshot? ResumeFrom, Action<TrainingSnapshot>? OnSnapshot, Action<long, string>? OnDigest);
+/// <remarks><paramref name="Trace"/> records the phases of the steps someone asked for (<c>orchestrator trace</c>); null: never.</remarks>
+public sealed record CheckpointHooks(int Generation, TrainingSnapshot? ResumeFrom, Action<TrainingSnapshot>? OnSnapshot, Action<long, string>? OnDigest,
+    StepTrace? Trace = null);
 
 /// <summary>The end of a worker's run. Held-out metrics and weights only on worker rank 0, which evaluates the whole held-out split.</summary>
 public sealed record DataParallelResult(long Steps, int Epochs, double SamplesPerSecond, double CommunicationShare, string Digest,
@@ -85,24 +87,34 @@ public static class DataParallelRun
         var communication = TimeSpan.Zero;
         int epochsRun = checkpoints?.ResumeFrom?.Position.Epoch ?? 0;
 
+        var trace = checkpoints?.Trace;
+        try
+        {
         foreach (var next in schedule.Steps())
         {
             cancellation.ThrowIfCancellationRequested();
+            // Outside a traced window this is one comparison, and each phase below one more.
+            bool traced = trace is not null && trace.BeginStep(next.Step + 1);
             var plan = next.Plan;
             int globalCount = plan.GlobalCount(next.EpochStep);
             for (int d = 0; d < replicas.Count; d++)
             {
                 var indices = plan.ReplicaIndices(next.EpochStep, placement.ReplicaRank(d));
-                windowLoss += replicas[d].ComputeGradients(indices, globalCount);
+                windowLoss += replicas[d].ComputeGradients(indices, globalCount, trace: traced ? trace : null);
                 windowSamples += indices.Length;
                 samples += indices.Length;
             }
+            long phase = traced ? Stopwatch.GetTimestamp() : 0;
             buffer.Gather(replicas);
+            if (traced) trace!.Span("gather", phase);
             var reduceStart = Stopwatch.GetTimestamp();
             reducer.SumAcrossWorkers(buffer.Values);
             communication += Stopwatch.GetElapsedTime(reduceStart);
+            if (traced) { trace!.Span("all-reduce", reduceStart); phase = Stopwatch.GetTimestamp(); }
             buffer.Scatter(replicas);
+            if (traced) { trace!.Span("scatter", phase); phase = Stopwatch.GetTimestamp(); }
             foreach (var replica in replicas) replica.ApplyStep(next.Step);
+            if (traced) trace!.Span("optimizer", phase);
             step = next.Step + 1;
             epochsRun = plan.Epoch + 1;
 
@@ -111,7 +123,11 @@ public static class DataParallelRun
                 var stepDigest = GradientBuffer.Digest(replicas[0].Model);
                 checkpoints.OnDigest?.Invoke(step, stepDigest);
                 if (placement.WorkerRank == 0 && checkpoints.OnSnapshot is { } sink)
+                {
+                    phase = traced ? Stopwatch.GetTimestamp() : 0;
                     sink(TrainingSnapshot.Capture(replicas[0], job, next.After, checkpoints.Generation, stepDigest));
+                    if (traced) trace!.Span("checkpoint capture", phase);
+                }
             }
 
             if (progress is not null && (sinceReport.ElapsedMilliseconds >= 250 || step == totalSteps) && windowSamples > 0)
@@ -123,6 +139,12 @@ public static class DataParallelRun
                 windowSamples = 0;
                 sinceReport.Restart();
             }
+            if (traced) trace!.EndStep(lastOfRun: step == totalSteps);
+        }
+        }
+        finally
+        {
+            trace?.EndRun();   // a run that ends (or fails) inside a traced window sends what it has
         }
         double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         double communicationShare = communication.TotalSeconds / seconds;

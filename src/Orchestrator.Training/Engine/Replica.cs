@@ -48,7 +48,8 @@ public sealed class Replica : IDisposable
     /// </summary>
     /// <returns>The summed (not averaged) loss of this replica's samples.</returns>
     /// <param name="accumulate">Add to the gradients already held (a further micro-batch of the same step) instead of replacing them.</param>
-    public double ComputeGradients(ReadOnlySpan<int> indices, int globalCount, bool accumulate = false)
+    /// <param name="trace">Where the forward and backward of a traced step go (null: not traced).</param>
+    public double ComputeGradients(ReadOnlySpan<int> indices, int globalCount, bool accumulate = false, StepTrace? trace = null)
     {
         using var scope = NewDisposeScope();
         Model.train();
@@ -65,11 +66,15 @@ public sealed class Replica : IDisposable
                 }
             return 0;
         }
+        long started = trace is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
         var lossSum = _workload.LossSum(Model, _train.Get(indices));
         if (lossSum.numel() != 1) throw new InvalidOperationException($"the workload's loss must be a scalar (a sum over the batch), was shaped [{string.Join(",", lossSum.shape)}]");
         // An explicit Scalar that lives to the end of the method: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
         using var divisor = globalCount.ToScalar();
+        long forwardEnd = trace is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        trace?.Span("forward", started, forwardEnd, -1);
         lossSum.div(divisor).backward();
+        trace?.Span("backward", forwardEnd);
         return lossSum.to_type(ScalarType.Float32).item<float>();
     }
 
