@@ -12,7 +12,8 @@
 #    all-reduce sends per rank, streamed over Akka Remote with no all-reduce (what Akka itself carries);
 # 3. training on a local cluster with 1 worker, and 2 workers on each link (batch 32 per worker; the
 #    transformer 8 windows), against PyTorch DDP with gloo (1 and 2 processes, the same batch each):
-#    samples/s, the share of step time spent communicating, and the workers' peak RSS;
+#    samples/s, the share of step time spent communicating, and the workers' peak RSS; then the same mlp job
+#    with the step trace's hooks idle against a cluster whose workers have none (what an untraced job pays);
 # 4. BENCH_SOAK_SECONDS (default 60) of back-to-back 64 MiB all-reduces on the akka link, counting
 #    cluster members marked unreachable (bulk traffic must not starve the heartbeats).
 # 5. recovery: a 2-worker job on a local cluster with a spare worker; kill -9 one of its workers
@@ -220,6 +221,15 @@ for model in mlp lenet transformer; do
   done
 done
 echo "worker peak RSS (MiB, whole section): $(for n in worker-1 worker-2; do awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$(cat "$cluster_dir/nodes/$n.pid")/status"; echo; done | paste -sd/)"
+# What an untraced job pays for `orchestrator trace`: the same job on a second cluster whose workers have no trace hooks
+# at all (orchestrator.worker.step-trace=off), against this one's idle hooks, alternately.
+notrace_dir="$work/cluster-notrace"
+"$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$notrace_dir" --set orchestrator.worker.step-trace=off >/dev/null
+clusters+=("$notrace_dir")
+read -r hooked _ < <(bench_job mlp 2 akka)
+read -r bare _ < <(cluster_dir="$notrace_dir" bench_job mlp 2 akka)
+printf 'step-trace hooks, idle: mlp, 2 on the akka link: %.0f samples/s with them, %.0f without (ratio %s)\n' "$hooked" "$bare" "$(ratio "$hooked" "$bare")"
+"$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$notrace_dir" >/dev/null
 fi
 
 if want 4; then

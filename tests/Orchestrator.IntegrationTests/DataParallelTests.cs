@@ -93,7 +93,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
             Assert.True(Sample(text, "orchestrator_worker_steps_total", job) > 200);
             Assert.True(Sample(text, "orchestrator_worker_samples_per_second", job) > 0);
             Assert.True(Sample(text, "orchestrator_allreduce_seconds_count", "link=\"akka\"") > 200);
-            // Two workers: each sends 2(n-1)/n = all of its gradient (the mlp's 235,402 float32) once a step. The counters
+            // Two workers: each sends 2(n-1)/n = all of its gradient (the mlp's 235,146 float32) once a step. The counters
             // hold every job this worker ran, so what grew between two scrapes of this job (give or take the step being
             // counted while a scrape read the two).
             Thread.Sleep(2000);
@@ -101,7 +101,7 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
             var steps = Sample(later, "orchestrator_allreduce_seconds_count", "link=\"akka\"") - Sample(text, "orchestrator_allreduce_seconds_count", "link=\"akka\"");
             var bytes = Sample(later, "orchestrator_allreduce_bytes_total", "link=\"akka\"") - Sample(text, "orchestrator_allreduce_bytes_total", "link=\"akka\"");
             Assert.True(steps > 10, $"{steps} all-reduces in 2 s");
-            Assert.True(Math.Abs(bytes - steps * 235_402 * 4) <= 2 * 235_402 * 4, $"{bytes} bytes in {steps} all-reduces");
+            Assert.True(Math.Abs(bytes - steps * 235_146 * 4) <= 2 * 235_146 * 4, $"{bytes} bytes in {steps} all-reduces");
         }
 
         var done = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() is "Completed" or "Failed", JobTimeout);
@@ -155,9 +155,9 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
                 Assert.All(inside, s => Assert.True(s.Ts >= step.Ts && s.Ts + s.Dur <= step.Ts + step.Dur + 1, $"{s} outside {step}"));
                 foreach (var phase in new[] { "forward", "backward", "gather", "all-reduce", "scatter", "optimizer" })
                     Assert.Single(inside, s => s.Name == phase);
-                // The mlp's gradient is one bucket: it sends all of its 235,402 float32 to the neighbour (2 workers), inside the all-reduce.
+                // The mlp's gradient is one bucket: it sends all of its 235,146 float32 to the neighbour (2 workers), inside the all-reduce.
                 var bucket = Assert.Single(inside, s => s.Name == "all-reduce bucket 0");
-                Assert.Equal(235_402 * 4, bucket.Bytes);
+                Assert.Equal(235_146 * 4, bucket.Bytes);
                 var allReduce = inside.Single(s => s.Name == "all-reduce");
                 Assert.True(bucket.Ts >= allReduce.Ts && bucket.Ts + bucket.Dur <= allReduce.Ts + allReduce.Dur + 1);
             }

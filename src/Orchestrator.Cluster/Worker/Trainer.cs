@@ -114,6 +114,12 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         Receive<TraceSteps>(t =>
         {
             if (t.To - t.From + 1 > StepTrace.MaxSteps || t.From < 1) return;   // the job manager checked; a bound all the same
+            if (!_settings.StepTrace)
+            {
+                Note(LogLevel.WarningLevel, $"not tracing steps {t.From}-{t.To}: orchestrator.worker.step-trace is off on this worker");
+                Self.Tell(new TraceFinished(t.TraceId, []));
+                return;
+            }
             _trace.Request(t.From, t.To, t.TraceId);
             Note(LogLevel.InfoLevel, $"tracing steps {t.From}-{t.To}");
         });
@@ -290,10 +296,11 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         // Each bucket's all-reduce in a traced step (with what it sent: 2(n-1)/n of the bucket's float32 bytes).
         var trace = _trace;
         double share = 2.0 * (ring.Size - 1) / ring.Size;
-        _engine.BucketDone = (bucket, elements, began, ended) =>
-        {
-            if (trace.Recording) trace.Span($"all-reduce bucket {bucket}", began, ended, (long)(share * elements * sizeof(float)));
-        };
+        if (_settings.StepTrace)
+            _engine.BucketDone = (bucket, elements, began, ended) =>
+            {
+                if (trace.Recording) trace.Span($"all-reduce bucket {bucket}", began, ended, (long)(share * elements * sizeof(float)));
+            };
         foreach (var message in _early) _engine.Deliver(message);
         _early.Clear();
         _endpoints = begin.Endpoints;   // before the compute thread is released, which reads it
@@ -371,7 +378,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         var hooks = new CheckpointHooks(_start.Generation, resume,
             OnSnapshot: _start.Rank == 0 ? snapshot => _self.Tell(new UploadSnapshot(snapshot)) : null,
             OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest), _self),
-            Trace: _trace);
+            Trace: _settings.StepTrace ? _trace : null);
         var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
         _jobLog.Info($"finished: {result.Steps} steps, {result.SamplesPerSecond:F0} samples/s, communication share {result.CommunicationShare:P0}" +
             (result.Evaluation?.Values is { Count: > 0 } held ? "; held-out " + string.Join(", ", held.Select(kv => $"{kv.Key} {kv.Value:F4}")) : ""));

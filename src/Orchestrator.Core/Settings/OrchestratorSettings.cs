@@ -90,7 +90,9 @@ public sealed record CoordinatorSettings(TimeSpan InventoryRetry, TimeSpan StopT
     }
 }
 
-public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, TimeSpan ProgressInterval, TimeSpan CollectiveDeadline, TimeSpan RingConnectTimeout)
+/// <param name="StepTrace">Whether the engine has its step-trace hooks at all (<c>orchestrator trace</c>); off, a trace request gets no spans.</param>
+public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, TimeSpan ProgressInterval, TimeSpan CollectiveDeadline, TimeSpan RingConnectTimeout,
+    bool StepTrace = true)
 {
     public static WorkerSettings Create(Config c)
     {
@@ -102,7 +104,13 @@ public sealed record WorkerSettings(string Device, int CpuDevices, int Threads, 
         var threads = OrchestratorSettings.Int(c, "threads", "worker", -1);
         if (threads < 0) throw new ConfigurationException($"orchestrator.worker.threads must be 0 (all cores) or more, was {c.GetString("threads", "(missing)")}");
         return new WorkerSettings(device, cpuDevices, threads, OrchestratorSettings.Positive(c, "progress-interval", "worker"),
-            OrchestratorSettings.Positive(c, "collective-deadline", "worker"), OrchestratorSettings.Positive(c, "ring-connect-timeout", "worker"));
+            OrchestratorSettings.Positive(c, "collective-deadline", "worker"), OrchestratorSettings.Positive(c, "ring-connect-timeout", "worker"),
+            c.GetString("step-trace", "on") switch
+            {
+                "on" or "true" or "yes" => true,
+                "off" or "false" or "no" => false,
+                var other => throw new ConfigurationException($"orchestrator.worker.step-trace must be on or off, was '{other}'"),
+            });
     }
 }
 
