@@ -141,6 +141,15 @@ public sealed class RecoveryTests(RecoveryCluster fixture) : IClassFixture<Recov
         Assert.NotEmpty(rankOne);
         Assert.All(rankOne, l => Assert.Equal(1, Rank(l)));
 
+        // The web page's loss chart (signed in again: sessions live in the coordinator's memory) draws the whole history, the
+        // steps from before the kill and the last one.
+        if (File.Exists("/usr/bin/chromium"))
+        {
+            var (firstStep, lastStep, drawn) = WebPageTests.LossChartOf(_cluster, id).GetAwaiter().GetResult();
+            Assert.True(firstStep is > 0 and <= 250 && lastStep == 600, $"the chart shows steps {firstStep}-{lastStep}");
+            Assert.Equal(metrics.GetProperty("points").GetArrayLength(), drawn);
+        }
+
         // The plot, and --out into a folder that does not exist.
         var png = Path.Combine(_cluster.Dir, "it-coord.png");
         var plot = _cluster.Client("plot", id, "--out", png);

@@ -26,6 +26,27 @@ public sealed class WebPageTests(WebPageCluster fixture) : IClassFixture<WebPage
     private static string Artifacts => Directory.CreateDirectory(Environment.GetEnvironmentVariable("ORCH_TEST_ARTIFACTS")
         ?? Path.Combine(Path.GetTempPath(), "orchestrator-test-artifacts")).FullName;
 
+    /// <summary>
+    /// Signs in to <paramref name="cluster"/>'s web page in a fresh browser and opens job <paramref name="id"/>'s page; returns
+    /// the loss chart's step range once it has data (for a test elsewhere: the charts of a job whose coordinator restarted).
+    /// </summary>
+    public static async Task<(long First, long Last, int Points)> LossChartOf(LocalCluster cluster, string id)
+    {
+        await using var browser = await Browser();
+        var page = await browser.NewPageAsync();
+        var env = cluster.ClientEnv();
+        await page.GoToAsync(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/ui/");
+        await page.TypeAsync("#token", env["ORCHESTRATOR_TOKEN"]);
+        await Task.WhenAll(page.WaitForNavigationAsync(), page.ClickAsync("button[type=submit]"));
+        await page.GoToAsync(env["ORCHESTRATOR_CONTACT"].TrimEnd('/') + "/ui/#/jobs/" + Uri.EscapeDataString(id));
+        await page.WaitForFunctionAsync("() => Number(document.querySelector('#loss-chart')?.dataset.points) > 0 && document.querySelector('#loss-chart canvas')",
+            new WaitForFunctionOptions { Timeout = 30_000 });
+        // uPlot keeps the data it draws: the steps on the chart's x axis.
+        var steps = await page.EvaluateExpressionAsync<long[]>("Array.from(document.querySelector('#loss-chart').__steps || [])");
+        var points = await page.EvaluateExpressionAsync<int>("Number(document.querySelector('#loss-chart').dataset.points)");
+        return (steps.Length > 0 ? steps[0] : -1, steps.Length > 0 ? steps[^1] : -1, points);
+    }
+
     private static async Task<IBrowser> Browser()
     {
         Skip.IfNot(File.Exists(Chromium), $"{Chromium} is not installed (apt-get install chromium; .ci/run does)");
