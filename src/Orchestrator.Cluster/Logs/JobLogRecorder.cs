@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.Json;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Cluster.Metrics;
@@ -77,48 +75,23 @@ public sealed class JobLogRecorder : ReceiveActor
     /// <summary>Every line that parses (a line cut short by a crash is skipped).</summary>
     private List<JobProtocol.JobLogLine> Read(string? file)
     {
-        var lines = new List<JobProtocol.JobLogLine>();
-        if (file is null || !System.IO.File.Exists(file)) return lines;
-        try
-        {
-            foreach (var text in System.IO.File.ReadLines(file))
-            {
-                if (text.Length == 0) continue;
-                try { if (JsonSerializer.Deserialize<JobProtocol.JobLogLine>(text, MetricsRecorder.Json) is { Node: not null, Text: not null, Level: not null } line) lines.Add(line); }
-                catch (JsonException) { }
-            }
-        }
+        if (file is null) return [];
+        try { return JsonLinesFile.Read<JobProtocol.JobLogLine>(file, MetricsRecorder.Json).Where(l => l is { Node: not null, Text: not null, Level: not null }).ToList(); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             _log.Warning("job logs: could not read {0}: {1}", file, ex.Message);
+            return [];
         }
-        return lines;
     }
 
     private void AppendToFile(string jobId, IReadOnlyList<JobProtocol.JobLogLine> lines)
     {
-        if (File(jobId) is not { } file) return;
-        Guarded(jobId, () =>
-        {
-            Directory.CreateDirectory(_dir!);
-            var text = new StringBuilder();
-            foreach (var line in lines) text.Append(JsonSerializer.Serialize(line, MetricsRecorder.Json)).Append('\n');
-            System.IO.File.AppendAllText(file, text.ToString());
-        });
+        if (File(jobId) is { } file) Guarded(jobId, () => JsonLinesFile.Append(file, lines, MetricsRecorder.Json));
     }
 
     private void Rewrite(string jobId, JobLog log)
     {
-        if (File(jobId) is not { } file) return;
-        Guarded(jobId, () =>
-        {
-            Directory.CreateDirectory(_dir!);
-            AtomicFile.Write(file, stream =>
-            {
-                using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
-                foreach (var line in log.Lines) writer.Write(JsonSerializer.Serialize(line, MetricsRecorder.Json) + "\n");
-            });
-        });
+        if (File(jobId) is { } file) Guarded(jobId, () => JsonLinesFile.Rewrite(file, log.Lines, MetricsRecorder.Json));
     }
 
     /// <summary>A full or read-only disk costs the log's file, not the job: the log stays in memory, with one warning per job.</summary>

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Event;
@@ -112,18 +111,8 @@ public sealed class MetricsRecorder : ReceiveActor
     /// <summary>Every line that parses (a line cut short by a crash is skipped).</summary>
     private IEnumerable<T> Read<T>(string? file)
     {
-        if (file is null || !File.Exists(file)) return [];
-        try
-        {
-            var items = new List<T>();
-            foreach (var line in File.ReadLines(file))
-            {
-                if (line.Length == 0) continue;
-                try { if (JsonSerializer.Deserialize<T>(line, Json) is { } item) items.Add(item); }
-                catch (JsonException) { }
-            }
-            return items;
-        }
+        if (file is null) return [];
+        try { return JsonLinesFile.Read<T>(file, Json); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             _log.Warning("metrics: could not read {0}: {1}", file, ex.Message);
@@ -133,26 +122,12 @@ public sealed class MetricsRecorder : ReceiveActor
 
     private void Append<T>(string? file, T item, string jobId)
     {
-        if (file is null) return;
-        Guarded(jobId, () =>
-        {
-            Directory.CreateDirectory(_dir!);
-            File.AppendAllText(file, JsonSerializer.Serialize(item, Json) + "\n");
-        });
+        if (file is not null) Guarded(jobId, () => JsonLinesFile.Append(file, [item], Json));
     }
 
     private void Rewrite(string jobId, MetricsHistory history)
     {
-        if (PointsFile(jobId) is not { } file) return;
-        Guarded(jobId, () =>
-        {
-            Directory.CreateDirectory(_dir!);
-            AtomicFile.Write(file, stream =>
-            {
-                using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
-                foreach (var point in history.Points) writer.Write(JsonSerializer.Serialize(point, Json) + "\n");
-            });
-        });
+        if (PointsFile(jobId) is { } file) Guarded(jobId, () => JsonLinesFile.Rewrite(file, history.Points, Json));
     }
 
     /// <summary>A full or read-only disk costs the history's files (and TensorBoard's), not the job: the history stays in memory, with one warning per job.</summary>
