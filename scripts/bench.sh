@@ -222,13 +222,20 @@ for model in mlp lenet transformer; do
 done
 echo "worker peak RSS (MiB, whole section): $(for n in worker-1 worker-2; do awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$(cat "$cluster_dir/nodes/$n.pid")/status"; echo; done | paste -sd/)"
 # What an untraced job pays for `orchestrator trace`: the same job on a second cluster whose workers have no trace hooks
-# at all (orchestrator.worker.step-trace=off), against this one's idle hooks, alternately.
+# at all (orchestrator.worker.step-trace=off), against this one's idle hooks.
 notrace_dir="$work/cluster-notrace"
 "$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$notrace_dir" --set orchestrator.worker.step-trace=off >/dev/null
 clusters+=("$notrace_dir")
-read -r hooked _ < <(bench_job mlp 2 akka)
-read -r bare _ < <(cluster_dir="$notrace_dir" bench_job mlp 2 akka)
-printf 'step-trace hooks, idle: mlp, 2 on the akka link: %.0f samples/s with them, %.0f without (ratio %s)\n' "$hooked" "$bare" "$(ratio "$hooked" "$bare")"
+# On the tcp link (the akka link's own spread is wider than anything the hooks could cost), one run each in turn.
+: >"$work/trace-ab.txt"
+for _ in $(seq "$reps"); do
+  read -r hooked _ < <(reps=1 bench_job mlp 2 tcp)
+  read -r bare _ < <(reps=1 cluster_dir="$notrace_dir" bench_job mlp 2 tcp)
+  echo "$hooked $bare" >>"$work/trace-ab.txt"
+done
+hooked=$(cut -d' ' -f1 "$work/trace-ab.txt" | median); bare=$(cut -d' ' -f2 "$work/trace-ab.txt" | median)
+printf 'step-trace hooks, idle: mlp, 2 on the tcp link: %.0f samples/s with them, %.0f without (ratio %s; runs: %s)\n' "$hooked" "$bare" \
+  "$(ratio "$hooked" "$bare")" "$(paste -sd';' "$work/trace-ab.txt")"
 "$ORCH_ROOT/scripts/local-cluster.sh" down --dir "$notrace_dir" >/dev/null
 fi
 

@@ -108,6 +108,9 @@ public static class JobApi
         api.MapPost("/jobs/{id}/trace", async (string id, HttpRequest request, IRequiredActor<JobManagerKey> manager) =>
         {
             if (request.ContentLength is > 1024) return Error(StatusCodes.Status413PayloadTooLarge, "", "a trace request is at most 1024 bytes");
+            // A chunked body has no length to check first: Kestrel stops reading it at the same bound.
+            if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                limit.MaxRequestBodySize = 1024;
             long from, to;
             try
             {
@@ -121,10 +124,16 @@ public static class JobApi
             {
                 return Error(StatusCodes.Status400BadRequest, "", "the body must be {\"from\": A, \"to\": B}");
             }
+            catch (BadHttpRequestException) { return Error(StatusCodes.Status413PayloadTooLarge, "", "a trace request is at most 1024 bytes"); }
             return await AskJobManager(manager, new RequestTrace(id, from, to), askTimeout, reply => reply switch
             {
                 TraceResult started => Results.Json(started, statusCode: StatusCodes.Status202Accepted),
-                TraceRefused refused => Error(StatusCodes.Status400BadRequest, refused.Field, refused.Reason),
+                TraceRefused refused => Error(refused.Kind switch
+                {
+                    "conflict" => StatusCodes.Status409Conflict,
+                    "later" => StatusCodes.Status503ServiceUnavailable,
+                    _ => StatusCodes.Status400BadRequest,
+                }, refused.Field, refused.Reason),
                 _ => null,
             });
         });

@@ -30,6 +30,27 @@ public sealed class JobLogTests
     }
 
     [Fact]
+    public void Past_the_byte_limit_the_oldest_lines_go_until_a_quarter_is_free()
+    {
+        var log = new JobLog(1000, byteLimit: 64 * 1024);
+        var (_, trimmed) = log.Append(Enumerable.Range(1, 100).Select(i => Line(new string('x', 900))));
+        Assert.True(trimmed);
+        Assert.InRange(log.Lines.Count, 20, 30);   // about 1.9 KB a line here: three quarters of 64 KiB
+        Assert.Equal(100, log.LastSeq);
+        Assert.Equal(100 - log.Lines.Count, log.Dropped);
+    }
+
+    [Fact]
+    public void A_line_of_many_byte_characters_is_cut_within_the_byte_limit_on_a_character_boundary()
+    {
+        var text = JobLogLine.Bounded(new string('\u6f22', 900));   // three UTF-8 bytes each
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(text) <= JobLogLine.TextBytesLimit);
+        Assert.EndsWith("...", text);
+        Assert.DoesNotContain('\uFFFD', text);
+        Assert.Equal(text, System.Text.Encoding.UTF8.GetString(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
+
+    [Fact]
     public void A_reader_pages_after_the_last_line_it_saw_and_may_keep_one_rank()
     {
         var log = new JobLog(100);
@@ -113,6 +134,14 @@ public sealed class JobLogRecorderSpec() : TestKit(ConfigurationFactory.ParseStr
         Assert.Equal("warning", logs.Lines[1].Level);
         next.Tell(new GetJobLogs("job-1", 0, Rank: 1));
         Assert.Equal("node-b", Assert.Single((await ExpectMsgAsync<JobLogs>(Wait)).Lines).Node);
+
+        // The line appended after the torn one is whole on disk: a third recorder reads all three.
+        Watch(next);
+        Sys.Stop(next);
+        await ExpectTerminatedAsync(next, Wait);
+        var third = Sys.ActorOf(JobLogRecorder.Props(_dir), "third");
+        third.Tell(new GetJobLogs("job-1", 0));
+        Assert.Equal(["rank 0 of 2", "rank 1 {0} braces", "after the restart"], (await ExpectMsgAsync<JobLogs>(Wait)).Lines.Select(l => l.Text));
     }
 
     void IDisposable.Dispose()

@@ -114,23 +114,28 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     [Fact]
     public void A_step_trace_of_a_two_worker_job_has_every_phase_on_every_worker_with_each_bucket_inside_its_step()
     {
-        var id = _cluster.Submit(Jobs.Mlp("it-trace", maxSteps: 900, workers: 2, batch: 32, checkpointEvery: 100));
-        var running = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 50, JobTimeout);
-        // A window a few seconds ahead that holds a checkpoint step (rank 0 captures a snapshot there).
-        long from = (running.GetProperty("step").GetInt64() + 250) / 100 * 100 - 2, to = from + 4;
+        var id = _cluster.Submit(Jobs.Mlp("it-trace", maxSteps: 3700, epochs: 4, workers: 2, batch: 32, checkpointEvery: 100));
+        _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 50, JobTimeout);
 
-        var outside = _cluster.Client("trace", id, "--steps", "898-905");
+        var outside = _cluster.Client("trace", id, "--steps", "3698-3705");
         Assert.Equal(2, outside.ExitCode);
-        Assert.Contains("the job has 900 steps, so step 905 is outside it", outside.Stderr);
-        var tooMany = _cluster.Client("trace", id, "--steps", "600-700");
+        Assert.Contains("the job has 3700 steps, so step 3705 is outside it", outside.Stderr);
+        var tooMany = _cluster.Client("trace", id, "--steps", "3500-3600");
         Assert.Equal(2, tooMany.ExitCode);
         Assert.Contains("at most 20 steps", tooMany.Stderr);
-        var nowhere = _cluster.Client("trace", id, "--steps", $"{from}-{to}", "--out", Path.Combine(_cluster.Dir, "no-such-folder", "t.json"));
+        var past = _cluster.Client("trace", id, "--steps", "1-3");
+        Assert.Equal(2, past.ExitCode);
+        Assert.Contains("has run already", past.Stderr);
+        var nowhere = _cluster.Client("trace", id, "--steps", "3600-3602", "--out", Path.Combine(_cluster.Dir, "no-such-folder", "t.json"));
         Assert.Equal(2, nowhere.ExitCode);
         Assert.Contains("does not exist", nowhere.Stderr);
         Assert.Equal(2, _cluster.Client("trace", "no-such-job-1", "--steps", "1-2").ExitCode);
         Assert.Equal(2, _cluster.Client("trace", id, "--steps", "7").ExitCode);
 
+        // A window several seconds ahead of where the job is now, around a checkpoint step (rank 0 captures a snapshot there).
+        var now = _cluster.Status(id).GetProperty("step").GetInt64();
+        long from = (now + 600) / 100 * 100 - 2, to = from + 4;
+        Assert.True(to <= 3700, $"the job is at step {now} already");
         var path = Path.Combine(_cluster.Dir, "trace.json");
         var traced = _cluster.Client("trace", id, "--steps", $"{from}-{to}", "--out", path);
         Assert.True(traced.ExitCode == 0, traced.ToString());

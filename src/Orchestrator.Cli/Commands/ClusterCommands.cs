@@ -394,7 +394,8 @@ public static class ClusterCommands
     /// <summary><c>2026-12-01T20:48:25.601Z rank 0 127.0.0.1:42954  info  text</c>: when, where (the runner for rank -1), how bad, what.</summary>
     private static string LogLine(JsonElement line)
     {
-        var at = DateTimeOffset.FromUnixTimeMilliseconds(line.GetProperty("atMs").GetInt64()).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        var ms = Math.Clamp(line.GetProperty("atMs").GetInt64(), 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds());
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
         var rank = line.GetProperty("rank").GetInt32();
         var node = Text(line, "node");
         var at_ = node.IndexOf('@');

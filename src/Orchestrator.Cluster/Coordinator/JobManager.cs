@@ -128,8 +128,8 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
         Command<RequestTrace>(m =>
         {
             if (_book.Find(m.Id) is not { } job) { Sender.Tell(new JobNotFound(m.Id)); return; }
-            if (Tracing.TraceWindow.Check(job, m.From, m.To) is { } refused) { Sender.Tell(new TraceRefused(m.Id, refused.Field, refused.Reason)); return; }
-            if (!_runners.TryGetValue(m.Id, out var run)) { Sender.Tell(new TraceRefused(m.Id, "", $"job {m.Id} is between generations; try again in a few seconds")); return; }
+            if (Tracing.TraceWindow.Check(job, m.From, m.To) is { } refused) { Sender.Tell(new TraceRefused(m.Id, refused.Field, refused.Reason, refused.Kind)); return; }
+            if (!_runners.TryGetValue(m.Id, out var run)) { Sender.Tell(new TraceRefused(m.Id, "", $"job {m.Id} is between generations; try again in a few seconds", "later")); return; }
             var traceId = Guid.NewGuid().ToString("N")[..12];
             var started = new Tracing.TraceRecorder.Started(m.Id, traceId, m.From, m.To, run.Nodes);
             _traces.Tell(started);

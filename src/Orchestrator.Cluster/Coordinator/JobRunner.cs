@@ -300,9 +300,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     {
         if (RankOf(Sender) is not { } rank || batch.JobId != _jobId) return;
         var node = _workers[rank].Node;
+        // A worker's clock is its own; a time stamp more than a day from ours is not one (it becomes the arrival time).
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var lines = (batch.Lines ?? []).Take(JobProtocol.JobLogLine.BatchLimit)
             .Where(l => l is { Text: not null, Level: not null })
-            .Select(l => l with { Node = node, Rank = rank }).ToList();
+            .Select(l => l with { Node = node, Rank = rank, AtMs = Math.Abs(l.AtMs - now) <= 86_400_000 ? l.AtMs : now }).ToList();
         if (batch.Dropped > 0)
             lines.Add(new JobProtocol.JobLogLine(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node, rank, "warning",
                 $"{batch.Dropped} line(s) dropped on this worker: it wrote them faster than they could be sent"));

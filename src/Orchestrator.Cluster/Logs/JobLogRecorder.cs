@@ -16,9 +16,9 @@ namespace Orchestrator.Cluster.Logs;
 /// </summary>
 public sealed class JobLogRecorder : ReceiveActor
 {
-    /// <summary>Lines kept per job (a few MB at most).</summary>
+    /// <summary>Lines kept per job (and at most <see cref="JobLog.DefaultByteLimit"/> of text).</summary>
     public const int LineLimit = 20_000;
-    private const int JobsInMemory = 32;
+    private const int JobsInMemory = 8;
 
     /// <summary>A line written on the coordinator about a job (by its runner or the job manager): rank -1, this node's address.</summary>
     public static JobProtocol.JobLogLine RunnerLine(ActorSystem system, LogLevel level, string text) =>

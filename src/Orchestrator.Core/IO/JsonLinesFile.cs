@@ -30,7 +30,15 @@ public static class JsonLinesFile
         var text = new StringBuilder();
         foreach (var item in items) text.Append(JsonSerializer.Serialize(item, options)).Append('\n');
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.AppendAllText(path, text.ToString());
+        using var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        // A line cut short by a crash ends here first, so that it does not swallow the first line appended now.
+        if (file.Length > 0)
+        {
+            file.Seek(-1, SeekOrigin.End);
+            if (file.ReadByte() != '\n') text.Insert(0, '\n');
+        }
+        file.Seek(0, SeekOrigin.End);
+        file.Write(Encoding.UTF8.GetBytes(text.ToString()));
     }
 
     public static void Rewrite<T>(string path, IEnumerable<T> items, JsonSerializerOptions options) =>

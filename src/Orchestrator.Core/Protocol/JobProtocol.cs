@@ -171,8 +171,10 @@ public static class JobProtocol
         [property: Key(4)] string Level,
         [property: Key(5)] string Text)
     {
-        /// <summary>A line's text is cut to this many characters (the rest is marked as cut), so that a page fits a frame.</summary>
+        /// <summary>A line's text is cut to this many characters (the rest is marked as cut)...</summary>
         public const int TextLimit = 1000;
+        /// <summary>...and to this many UTF-8 bytes, so that a batch or a page of lines stays well within a 256,000-byte frame.</summary>
+        public const int TextBytesLimit = 1500;
         /// <summary>Lines per <see cref="TrainingProtocol.JobLogBatch"/> and per <see cref="JobLogs"/> page at most.</summary>
         public const int BatchLimit = 100;
         public static readonly IReadOnlySet<string> Levels = new HashSet<string> { "info", "warning", "error" };
@@ -185,6 +187,13 @@ public static class JobProtocol
         {
             text = text.ReplaceLineEndings(" \u21b5 ");
             if (text.Length > TextLimit) text = text[..(TextLimit - 3)] + "...";
+            if (System.Text.Encoding.UTF8.GetByteCount(text) > TextBytesLimit)
+            {
+                var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+                int end = TextBytesLimit - 3;
+                while (end > 0 && (bytes[end] & 0xC0) == 0x80) end--;   // not inside a character
+                text = System.Text.Encoding.UTF8.GetString(bytes, 0, end) + "...";
+            }
             return text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? '\uFFFD' : c)) : text;
         }
     }
@@ -205,9 +214,14 @@ public static class JobProtocol
     [MessagePackObject]
     public sealed record RequestTrace([property: Key(0)] string Id, [property: Key(1)] long From, [property: Key(2)] long To) : IOrchestratorMessage;
 
-    /// <summary>A trace request the job cannot serve: <paramref name="Field"/> (<c>from</c>, <c>to</c>, or empty) and why.</summary>
+    /// <summary>
+    /// A trace request the job cannot serve: <paramref name="Field"/> (<c>from</c>, <c>to</c>, or empty) and why.
+    /// <paramref name="Kind"/>: <c>invalid</c> (the window is wrong: 400), <c>conflict</c> (the job is not running: 409),
+    /// <c>later</c> (not yet possible, ask again in a few seconds: 503).
+    /// </summary>
     [MessagePackObject]
-    public sealed record TraceRefused([property: Key(0)] string Id, [property: Key(1)] string Field, [property: Key(2)] string Reason) : IOrchestratorMessage;
+    public sealed record TraceRefused([property: Key(0)] string Id, [property: Key(1)] string Field, [property: Key(2)] string Reason,
+                                      [property: Key(3)] string Kind = "invalid") : IOrchestratorMessage;
 
     /// <summary>The trace of a job (<c>GET /api/v1/jobs/{id}/trace</c>): the last one asked for, as far as its workers have sent it.</summary>
     [MessagePackObject]

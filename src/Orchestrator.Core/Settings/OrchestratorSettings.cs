@@ -56,7 +56,9 @@ public sealed record MetricsSettings(string Hostname, int Port)
         var port = OrchestratorSettings.Int(c, "port", "metrics", -1);
         if (port is < 0 or > 65535) throw new ConfigurationException($"orchestrator.metrics.port must be in [0, 65535], was {c.GetString("port", "(missing)")}");
         var hostname = c.GetString("hostname", "");
-        if (string.IsNullOrWhiteSpace(hostname)) throw new ConfigurationException("orchestrator.metrics.hostname must not be empty");
+        // Kestrel binds every interface for a host name it cannot take as an address: this port has no token.
+        if (hostname != "localhost" && !System.Net.IPAddress.TryParse(hostname, out _))
+            throw new ConfigurationException($"orchestrator.metrics.hostname must be an IP address (or localhost) to listen on, was '{hostname}'");
         return new(hostname, port);
     }
 }

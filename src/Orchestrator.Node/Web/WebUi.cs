@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.Features;
 using System.Reflection;
 
 namespace Orchestrator.Node.Web;
@@ -12,6 +13,7 @@ namespace Orchestrator.Node.Web;
 public static class WebUi
 {
     public const string Prefix = "/ui";
+    private const int LoginBodyLimit = 4096;
     private static readonly Assembly Assembly = typeof(WebUi).Assembly;
     private static readonly Dictionary<string, (string Resource, string Type)> Assets = new(StringComparer.Ordinal)
     {
@@ -39,8 +41,16 @@ public static class WebUi
                 context.Request.Query.ContainsKey("failed") ? "<p class=\"error\" id=\"failed\">That is not this cluster's API token.</p>" : ""));
         app.MapPost(Prefix + "/login", async (HttpContext context) =>
         {
-            var form = context.Request.HasFormContentType ? await context.Request.ReadFormAsync() : null;
-            var given = form?["token"].ToString() ?? "";
+            // Anyone may post here: a small URL-encoded form only, read within a few kilobytes.
+            if (!string.Equals(context.Request.ContentType?.Split(';')[0].Trim(), "application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase)
+                || context.Request.ContentLength is null or > LoginBodyLimit)
+                return Results.StatusCode(StatusCodes.Status415UnsupportedMediaType);
+            if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                limit.MaxRequestBodySize = LoginBodyLimit;
+            IFormCollection form;
+            try { form = await context.Request.ReadFormAsync(new FormOptions { ValueLengthLimit = LoginBodyLimit, ValueCountLimit = 4 }); }
+            catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException or IOException) { return Results.BadRequest(); }
+            var given = form["token"].ToString();
             if (given.Length is 0 or > 512 || !token.Accepts("Bearer " + given)) return Results.Redirect(Prefix + "/?failed=1");
             context.Response.Cookies.Append(UiSessions.Cookie, sessions.Start(), new CookieOptions
             {

@@ -29,7 +29,7 @@ function el(tag, attributes, ...children) {
 const number = (value, digits) => (typeof value === "number" && isFinite(value) ? value.toFixed(digits) : "–");
 const percent = value => (typeof value === "number" && isFinite(value) ? (100 * value).toFixed(0) + " %" : "–");
 const host = node => (node || "").replace(/^.*@/, "");
-const time = ms => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
+const time = ms => { const d = new Date(ms); return isNaN(d) ? String(ms) : d.toISOString().replace("T", " ").replace("Z", ""); };
 
 function table(headers, rows) {
   return el("table", {}, el("thead", {}, el("tr", {}, ...headers.map(h => el("th", {}, h)))),
@@ -110,6 +110,7 @@ async function jobPage(id, mine) {
   const communication = new Chart(charts, "communication share per worker", "share");
 
   let points = [];
+  let failures = -1;   // a recovery steps the job back: the history from the checkpoint on is replaced, so read it anew
   let evaluations = [];
   let lastSeq = 0;
   let tick = 0;
@@ -120,12 +121,12 @@ async function jobPage(id, mine) {
       error.textContent = status.error ? "Error: " + status.error : (status.message || "");
       renderWorkers(workers, status);
 
-      // New points after the last step seen; a recovered job steps back, so a point at or before it means: read it all again.
+      // New points after the last step seen; after a recovery (the history rewound to its checkpoint) all of them again.
+      if (status.failures !== failures) { points = []; failures = status.failures; }
       let since = points.length ? points[points.length - 1].step : -1;
       for (let page = 0; page < 50 && mine === generation; page++) {
         const m = await get(`/jobs/${encodeURIComponent(id)}/metrics` + (since >= 0 ? `?since=${since}` : ""));
         evaluations = m.evaluations;
-        if (m.points.length && points.length && m.points[0].step <= since) points = [];
         points = points.concat(m.points);
         if (!m.more || !m.points.length) break;
         since = m.points[m.points.length - 1].step;
