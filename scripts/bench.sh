@@ -226,9 +226,11 @@ echo "worker peak RSS (MiB, whole section): $(for n in worker-1 worker-2; do awk
 notrace_dir="$work/cluster-notrace"
 "$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$notrace_dir" --set orchestrator.worker.step-trace=off >/dev/null
 clusters+=("$notrace_dir")
-# On the tcp link (the akka link's own spread is wider than anything the hooks could cost), one run each in turn.
+# On the tcp link (the akka link's own spread is wider than anything the hooks could cost), one run each in turn,
+# BENCH_TRACE_PAIRS times (5), after an untimed run on the new cluster (a fresh cluster's first job runs slower).
+reps=1 cluster_dir="$notrace_dir" bench_job mlp 2 tcp >/dev/null
 : >"$work/trace-ab.txt"
-for _ in $(seq "$reps"); do
+for _ in $(seq "${BENCH_TRACE_PAIRS:-5}"); do
   read -r hooked _ < <(reps=1 bench_job mlp 2 tcp)
   read -r bare _ < <(reps=1 cluster_dir="$notrace_dir" bench_job mlp 2 tcp)
   echo "$hooked $bare" >>"$work/trace-ab.txt"
