@@ -103,11 +103,7 @@ public sealed class JobLogTests
 }
 
 /// <summary>The recorder's file: what one recorder wrote, the next (a restarted coordinator's) reads, numbers and all.</summary>
-public sealed class JobLogRecorderSpec() : TestKit(ConfigurationFactory.ParseString("""
-    akka.remote.dot-netty.tcp.port = 0
-    akka.coordinated-shutdown.exit-clr = off
-    akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-    """).WithFallback(OrchestratorSettings.DefaultConfig())), IDisposable
+public sealed class JobLogRecorderSpec() : TestKit(MetricsRecorderSpec.SystemConfig), IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("orch-joblog-spec-").FullName;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);

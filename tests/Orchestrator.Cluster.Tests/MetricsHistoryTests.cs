@@ -63,12 +63,15 @@ public sealed class MetricsHistoryTests
 }
 
 /// <summary>The recorder's files: what one recorder wrote, the next (a restarted coordinator's) reads.</summary>
-public sealed class MetricsRecorderSpec() : TestKit(ConfigurationFactory.ParseString("""
-    akka.remote.dot-netty.tcp.port = 0
-    akka.coordinated-shutdown.exit-clr = off
-    akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-    """).WithFallback(OrchestratorSettings.DefaultConfig())), IDisposable
+public sealed class MetricsRecorderSpec() : TestKit(SystemConfig), IDisposable
 {
+    /// <summary>A test system for a recorder (the job manager's children): shipped defaults, any port, nothing that ends the test host.</summary>
+    public static readonly Config SystemConfig = ConfigurationFactory.ParseString("""
+        akka.remote.dot-netty.tcp.port = 0
+        akka.coordinated-shutdown.exit-clr = off
+        akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+        """).WithFallback(OrchestratorSettings.DefaultConfig());
+
     private readonly string _dir = Directory.CreateTempSubdirectory("orch-metrics-spec-").FullName;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 

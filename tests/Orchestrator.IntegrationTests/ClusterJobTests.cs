@@ -151,27 +151,20 @@ public sealed class ClusterJobTests(TwoWorkerCluster fixture) : IClassFixture<Tw
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("no-such-job-1", unknown.Stderr);
 
-        // The metrics history: an unknown job, a step that is no step, no token.
-        var noMetrics = _cluster.Client("metrics", "no-such-job-1");
-        Assert.Equal(2, noMetrics.ExitCode);
-        Assert.Contains("no job with id 'no-such-job-1'", noMetrics.Stderr);
-        var badSince = _cluster.Client("metrics", "no-such-job-1", "--since", "-5");
-        Assert.Equal(2, badSince.ExitCode);
-        Assert.Contains("--since must be a step number", badSince.Stderr);
-        var noToken = _cluster.Client("metrics", "no-such-job-1", "--token", "not-the-token-at-all");
-        Assert.Equal(1, noToken.ExitCode);
-        Assert.Contains("401", noToken.Stderr);
-
-        // The job's log: an unknown job, a rank that is no rank, no token.
-        var noLogs = _cluster.Client("logs", "no-such-job-1");
-        Assert.Equal(2, noLogs.ExitCode);
-        Assert.Contains("no job with id 'no-such-job-1'", noLogs.Stderr);
-        var badWorker = _cluster.Client("logs", "no-such-job-1", "--worker", "-3");
-        Assert.Equal(2, badWorker.ExitCode);
-        Assert.Contains("--worker must be a rank", badWorker.Stderr);
-        var logsNoToken = _cluster.Client("logs", "no-such-job-1", "--token", "not-the-token-at-all");
-        Assert.Equal(1, logsNoToken.ExitCode);
-        Assert.Contains("401", logsNoToken.Stderr);
+        // The metrics history and the job's log: an unknown job, an option value that is no value, no token.
+        foreach (var (command, badOption, badValue, complaint) in new[]
+                 { ("metrics", "--since", "-5", "--since must be a step number"), ("logs", "--worker", "-3", "--worker must be a rank") })
+        {
+            var missing = _cluster.Client(command, "no-such-job-1");
+            Assert.Equal(2, missing.ExitCode);
+            Assert.Contains("no job with id 'no-such-job-1'", missing.Stderr);
+            var bad = _cluster.Client(command, "no-such-job-1", badOption, badValue);
+            Assert.Equal(2, bad.ExitCode);
+            Assert.Contains(complaint, bad.Stderr);
+            var noToken = _cluster.Client(command, "no-such-job-1", "--token", "not-the-token-at-all");
+            Assert.Equal(1, noToken.ExitCode);
+            Assert.Contains("401", noToken.Stderr);
+        }
     }
 
     [Fact]

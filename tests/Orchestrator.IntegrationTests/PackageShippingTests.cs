@@ -141,6 +141,38 @@ public sealed class PackageShippingTests(PackageCluster fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Hostile_log_trace_and_sign_in_requests_are_refused_before_anything_is_read_or_done()
+    {
+        using var api = _cluster.Api();
+        // The log's paging values are checked before the job is looked up.
+        foreach (var (query, field) in new[] { ("since=abc", "since"), ("since=-1", "since"), ("rank=x", "rank"), ("rank=-2", "rank") })
+        {
+            var answer = await api.GetAsync($"api/v1/jobs/any-job-1/logs?{query}");
+            Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+            Assert.Contains($"\"field\":\"{field}\"", await answer.Content.ReadAsStringAsync());
+        }
+        // A trace request: no JSON, a window that is no number, a body past 1 KiB (stated and chunked).
+        foreach (var (body, status) in new[] { ("not json", HttpStatusCode.BadRequest), ("""{ "from": "x", "to": 3 }""", HttpStatusCode.BadRequest),
+                                               ($$"""{ "from": 1, "to": 2, "pad": "{{new string('p', 5000)}}" }""", HttpStatusCode.RequestEntityTooLarge) })
+        {
+            var answer = await api.PostAsync("api/v1/jobs/any-job-1/trace", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(status, answer.StatusCode);
+        }
+        using (var chunked = new HttpRequestMessage(HttpMethod.Post, "api/v1/jobs/any-job-1/trace")
+               { Content = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes($$"""{ "from": 1, "to": 2, "pad": "{{new string('p', 5000)}}" }"""))) })
+        {
+            chunked.Headers.TransferEncodingChunked = true;
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, (await api.SendAsync(chunked)).StatusCode);
+        }
+        // Signing in takes a small URL-encoded form only, from anyone: a large or multipart body is refused unread.
+        using var stranger = _cluster.Api(withToken: false, raw: true);
+        var multipart = new MultipartFormDataContent { { new ByteArrayContent(new byte[200_000]), "token", "t.bin" } };
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, (await stranger.PostAsync("ui/login", multipart)).StatusCode);
+        var huge = new StringContent("token=" + new string('a', 10_000), System.Text.Encoding.ASCII, "application/x-www-form-urlencoded");
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, (await stranger.PostAsync("ui/login", huge)).StatusCode);
+    }
+
+    [Fact]
     public void A_queued_package_job_survives_a_coordinator_kill_and_completes()
     {
         _cluster.WaitUntilSettled(2, TimeSpan.FromSeconds(90));

@@ -230,8 +230,7 @@ public sealed class JobManager : ReceivePersistentActor, IWithTimers
     /// <summary>A line for the node's log and for the job's own (<c>orchestrator logs</c>), written as the job's runner (rank -1).</summary>
     private void JobNote(string jobId, LogLevel level, string text)
     {
-        _log.Job(level, jobId, text);
-        _jobLogs.Tell(new JobLogRecorder.Append(jobId, [JobLogRecorder.RunnerLine(Context.System, level, text)]));
+        JobLogRecorder.Note(Context.System, _log, _jobLogs, jobId, level, text);
     }
 
     // A runner that throws is stopped, not restarted: restarting would start the job's training a second time.

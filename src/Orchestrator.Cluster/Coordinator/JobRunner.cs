@@ -288,8 +288,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     /// <summary>A line for the node's log and for the job's own (<c>orchestrator logs</c>).</summary>
     private void Note(LogLevel level, string text)
     {
-        _log.Job(level, _jobId, text);
-        _jobLogs.Tell(new Logs.JobLogRecorder.Append(_jobId, [Logs.JobLogRecorder.RunnerLine(Context.System, level, text)]));
+        Logs.JobLogRecorder.Note(Context.System, _log, _jobLogs, _jobId, level, text);
     }
 
     /// <summary>

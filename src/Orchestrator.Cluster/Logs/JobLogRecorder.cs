@@ -20,8 +20,18 @@ public sealed class JobLogRecorder : ReceiveActor
     public const int LineLimit = 20_000;
     private const int JobsInMemory = 8;
 
+    /// <summary>
+    /// A line about a job written on the coordinator (by its runner or the job manager): into the node's log, and into the
+    /// job's log (sent to <paramref name="jobLogs"/>) as the runner's, rank -1.
+    /// </summary>
+    public static void Note(ActorSystem system, ILoggingAdapter log, IActorRef jobLogs, string jobId, LogLevel level, string text)
+    {
+        log.Job(level, jobId, text);
+        jobLogs.Tell(new Append(jobId, [RunnerLine(system, level, text)]));
+    }
+
     /// <summary>A line written on the coordinator about a job (by its runner or the job manager): rank -1, this node's address.</summary>
-    public static JobProtocol.JobLogLine RunnerLine(ActorSystem system, LogLevel level, string text) =>
+    private static JobProtocol.JobLogLine RunnerLine(ActorSystem system, LogLevel level, string text) =>
         new(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ((ExtendedActorSystem)system).Provider.DefaultAddress.ToString(), -1,
             JobLogLevels.Name(level), text);
 

@@ -125,14 +125,10 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         });
         Receive<TraceFinished>(f =>
         {
-            var views = f.Spans.Select(s => new JobProtocol.TraceSpanView(_start.Rank, s.Name, s.Step, s.StartUs, s.DurationUs, s.Bytes)).ToList();
-            for (int at = 0; ; at += JobProtocol.TraceSpanView.PartLimit)
-            {
-                var part = views.Skip(at).Take(JobProtocol.TraceSpanView.PartLimit).ToList();
-                var last = at + JobProtocol.TraceSpanView.PartLimit >= views.Count;
-                Context.Parent.Tell(new TraceSpans(_start.JobId, _node, f.TraceId, part, last));
-                if (last) break;
-            }
+            var parts = f.Spans.Select(s => new JobProtocol.TraceSpanView(_start.Rank, s.Name, s.Step, s.StartUs, s.DurationUs, s.Bytes))
+                .Chunk(JobProtocol.TraceSpanView.PartLimit).ToList();
+            if (parts.Count == 0) parts.Add([]);   // an empty trace still ends with a last part
+            for (int i = 0; i < parts.Count; i++) Context.Parent.Tell(new TraceSpans(_start.JobId, _node, f.TraceId, parts[i], Last: i == parts.Count - 1));
         });
         Receive<TrainingCompleted>(done =>
         {
@@ -295,7 +291,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         _engine = new RingAllReduce(ring, link, options);
         // Each bucket's all-reduce in a traced step (with what it sent: 2(n-1)/n of the bucket's float32 bytes).
         var trace = _trace;
-        double share = 2.0 * (ring.Size - 1) / ring.Size;
+        var share = ring.SendShare;
         if (_settings.StepTrace)
             _engine.BucketDone = (bucket, elements, began, ended) =>
             {
@@ -411,7 +407,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     {
         private readonly Prometheus.Histogram.Child _seconds = NodeMetrics.AllReduceSeconds.WithLabels(link);
         private readonly Prometheus.Counter.Child _bytes = NodeMetrics.AllReduceBytes.WithLabels(link);
-        private readonly double _share = 2.0 * (engine.Ring.Size - 1) / engine.Ring.Size;
+        private readonly double _share = engine.Ring.SendShare;
 
         public void SumAcrossWorkers(Memory<float> gradients)
         {

@@ -42,9 +42,9 @@ public static class WebUi
         app.MapPost(Prefix + "/login", async (HttpContext context) =>
         {
             // Anyone may post here: a small URL-encoded form only, read within a few kilobytes.
-            if (!string.Equals(context.Request.ContentType?.Split(';')[0].Trim(), "application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase)
-                || context.Request.ContentLength is null or > LoginBodyLimit)
+            if (!string.Equals(context.Request.ContentType?.Split(';')[0].Trim(), "application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
                 return Results.StatusCode(StatusCodes.Status415UnsupportedMediaType);
+            if (context.Request.ContentLength is null or > LoginBodyLimit) return Results.StatusCode(StatusCodes.Status413PayloadTooLarge);
             if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
                 limit.MaxRequestBodySize = LoginBodyLimit;
             IFormCollection form;
