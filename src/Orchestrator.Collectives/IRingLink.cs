@@ -18,6 +18,13 @@ public interface IRingLink
     /// </summary>
     void SendChunk(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> data);
 
+    /// <summary>
+    /// Sends <paramref name="length"/> bytes of 16-bit values to the right-hand neighbour as chunk <paramref name="sequence"/>.
+    /// <paramref name="payload"/> comes from <see cref="RingBuffers"/> and is the link's from now on: it returns it
+    /// there once the bytes are written or copied.
+    /// </summary>
+    void SendEncoded(int generation, long collective, int fromRank, int sequence, byte[] payload, int length);
+
     /// <summary>Control messages to the right-hand neighbour (aborts travelling around the ring).</summary>
     void SendRight(IRingMessage message);
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Numerics;
 using System.Runtime.InteropServices;
 using Orchestrator.Core.Protocol;
 
@@ -17,6 +16,11 @@ namespace Orchestrator.Collectives;
 /// the work (measured with scripts/bench.sh on 2 cores). The caller of <see cref="AllReduce"/> sends
 /// the first chunks and then only waits. Outgoing chunks are not copied by the engine: the link
 /// borrows them from the bucket.
+///
+/// With a 16-bit <see cref="CollectiveOptions.Format"/> every value travels rounded (<see cref="WireCodec"/>) and is
+/// widened before it is added, so sums stay float32; the rank that completes a segment's sum rounds it once
+/// and keeps the rounded value itself, so every rank still ends with the same bytes, and
+/// <see cref="RingArithmetic"/> computes them without a ring.
 ///
 /// No hangs: a collective that makes no progress for <see cref="CollectiveOptions.Deadline"/>, a gap
 /// in chunk sequence numbers, or an abort from another rank fails the collective on this rank with
@@ -39,6 +43,9 @@ public sealed class RingAllReduce
     private Collective? _finished;   // the last collective that ended here: a late abort for it still counts
     private long _collective;
     private string? _failure;
+    // Widened values of a 16-bit chunk before they are added, and rounding room; used under the lock only.
+    private readonly float[] _decoded;
+    private readonly byte[] _rounding;
 
     public RingAllReduce(RingTopology ring, IRingLink link, CollectiveOptions options)
     {
@@ -47,6 +54,9 @@ public sealed class RingAllReduce
         _ring = ring;
         _link = link;
         _options = options;
+        bool compressed = options.Format != WireFormat.Float32;
+        _decoded = compressed ? new float[options.ChunkElements] : [];
+        _rounding = compressed ? new byte[options.ChunkElements * sizeof(ushort)] : [];
     }
 
     public RingTopology Ring => _ring;
@@ -199,7 +209,9 @@ public sealed class RingAllReduce
         private readonly Dictionary<int, RingAbort> _reports = new();
 
         // Credits go back in batches of a quarter window (fewer messages), and always for the last chunk.
-        private int CreditBatch => Math.Max(1, engine._options.Window / 4);
+        private int CreditBatch => engine._options.EffectiveCreditBatch;
+        private WireFormat Format => engine._options.Format;
+        private int WireBytes(int values) => values * WireCodec.BytesPerValue(Format);
 
         public long Id => id;
         // Done when every chunk is in and every chunk sent was acknowledged: the link may still be reading an
@@ -285,7 +297,15 @@ public sealed class RingAllReduce
                 var chunk = _plan.Outgoing[_sent];
                 int sequence = _sent++;
                 _credits--;
-                engine._link.SendChunk(Generation, id, Ring.Rank, sequence, bucket.Slice(chunk.Offset, chunk.Count));
+                var values = bucket.Slice(chunk.Offset, chunk.Count);
+                if (Format == WireFormat.Float32)
+                {
+                    engine._link.SendChunk(Generation, id, Ring.Rank, sequence, values);
+                    continue;
+                }
+                var wire = RingBuffers.Rent(WireBytes(chunk.Count));
+                WireCodec.Encode(Format, values.Span, wire);
+                engine._link.SendEncoded(Generation, id, Ring.Rank, sequence, wire, WireBytes(chunk.Count));
             }
         }
 
@@ -304,15 +324,26 @@ public sealed class RingAllReduce
                     return;
                 }
                 var span = _plan.Incoming[_applied];
-                if (chunk.Length != span.Count * sizeof(float))
+                if (chunk.Length != WireBytes(span.Count))
                 {
-                    Fail($"chunk {_applied} from {Ring.Describe(Ring.Left)} has {chunk.Length} bytes, expected {span.Count * sizeof(float)}", [Ring.Left]);
+                    Fail($"chunk {_applied} from {Ring.Describe(Ring.Left)} has {chunk.Length} bytes, expected {WireBytes(span.Count)}", [Ring.Left]);
                     return;
                 }
-                var source = MemoryMarshal.Cast<byte, float>(chunk.Data);
                 var target = bucket.Span.Slice(span.Offset, span.Count);
-                if (_plan.IsReduceStep(span.Step)) AddInto(target, source);
-                else source.CopyTo(target);
+                bool reduce = _plan.IsReduceStep(span.Step);
+                if (Format == WireFormat.Float32)
+                {
+                    var source = MemoryMarshal.Cast<byte, float>(chunk.Data);
+                    if (reduce) WireCodec.Add(target, source);
+                    else source.CopyTo(target);
+                }
+                else if (!reduce) WireCodec.Decode(Format, chunk.Data, target);
+                else
+                {
+                    WireCodec.AddDecoded(Format, chunk.Data, target, engine._decoded);
+                    // The last addition completes this rank's segment: it keeps exactly what it will send.
+                    if (span.Step == _plan.ReduceSteps - 1) WireCodec.Round(Format, target, engine._rounding);
+                }
             }
             finally { RingBuffers.Return(chunk.Payload); }
             Applied();
@@ -326,7 +357,7 @@ public sealed class RingAllReduce
         {
             if (engine._failure is not null || sequence != _applied || _applied >= _plan.Incoming.Count) return default;
             var span = _plan.Incoming[_applied];
-            if (_plan.IsReduceStep(span.Step) || bytes != span.Count * sizeof(float)) return default;
+            if (Format != WireFormat.Float32 || _plan.IsReduceStep(span.Step) || bytes != span.Count * sizeof(float)) return default;
             _landing = sequence;
             return bucket.Slice(span.Offset, span.Count);
         }
@@ -348,19 +379,6 @@ public sealed class RingAllReduce
                 engine._link.SendLeft(new RingCredit(Generation, id, Ring.Rank, _uncredited));
                 _uncredited = 0;
             }
-        }
-
-        private static void AddInto(Span<float> target, ReadOnlySpan<float> source)
-        {
-            int i = 0;
-            if (Vector.IsHardwareAccelerated)
-            {
-                var t = MemoryMarshal.Cast<float, Vector<float>>(target);
-                var s = MemoryMarshal.Cast<float, Vector<float>>(source);
-                for (int v = 0; v < t.Length; v++) t[v] += s[v];
-                i = t.Length * Vector<float>.Count;
-            }
-            for (; i < target.Length; i++) target[i] += source[i];
         }
 
         /// <summary>

@@ -1,4 +1,5 @@
 using Orchestrator.Collectives;
+using Orchestrator.Collectives.Links;
 
 namespace Orchestrator.Collectives.Tests;
 
@@ -32,6 +33,28 @@ public sealed class LinkTests
             Assert.All(outcomes, e => Assert.Null(e));
             for (int r = 0; r < ranks; r++) Assert.Equal(expected, data[r]);
             for (int i = 0; i < length; i++) expected[i] *= ranks;
+        }
+    }
+
+    [Theory]
+    [InlineData("tcp", 2, WireFormat.BFloat16)]
+    [InlineData("tcp", 3, WireFormat.Float16)]
+    [InlineData("akka", 2, WireFormat.BFloat16)]
+    [InlineData("akka", 3, WireFormat.Float16)]
+    public async Task Sixteen_bit_values_give_RingArithmetic_s_bytes_over_the_link(string transport, int ranks, WireFormat format)
+    {
+        const int length = 200_003;
+        var options = Options(400_000, transport == "akka" ? AkkaRingLink.ChunkBytes : 65_536) with { Format = format };
+        using var ring = LinkRing.Create(transport, ranks, options);
+        var random = new Random(ranks);
+        var data = Enumerable.Range(0, ranks).Select(_ => Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray()).ToArray();
+        for (int repeat = 0; repeat < 2; repeat++)
+        {
+            var expected = new float[length];
+            RingArithmetic.Reduce(data.Select(d => (float[])d.Clone()).ToArray(), 100_000, format, expected);
+            var outcomes = await Task.WhenAll(ring.RunAll(data)).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.All(outcomes, e => Assert.Null(e));
+            for (int r = 0; r < ranks; r++) Assert.Equal(expected, data[r]);
         }
     }
 

@@ -78,6 +78,9 @@ internal sealed class LoopbackRing
             ring.Route(topology.Rank, topology.Right, new RingChunk(generation, collective, fromRank, sequence, payload, bytes.Length));
         }
 
+        public void SendEncoded(int generation, long collective, int fromRank, int sequence, byte[] payload, int length) =>
+            ring.Route(topology.Rank, topology.Right, new RingChunk(generation, collective, fromRank, sequence, payload, length));
+
         public void SendRight(IRingMessage message) => ring.Route(topology.Rank, topology.Right, message);
         public void SendLeft(IRingMessage message) => ring.Route(topology.Rank, topology.Left, message);
     }

@@ -5,8 +5,15 @@ namespace Orchestrator.Collectives.Tests;
 
 public class RingAllReduceTests
 {
-    private static CollectiveOptions Options(int bucketBytes = 4 * 1024 * 1024, int chunkBytes = 64 * 1024, int window = 16, int deadlineMs = 5000, int graceMs = 300) =>
-        new(bucketBytes, chunkBytes, window, TimeSpan.FromMilliseconds(deadlineMs), TimeSpan.FromMilliseconds(graceMs));
+    private static CollectiveOptions Options(int bucketBytes = 4 * 1024 * 1024, int chunkBytes = 64 * 1024, int window = 16, int deadlineMs = 5000, int graceMs = 300,
+        WireFormat format = WireFormat.Float32, int creditBatch = 0) =>
+        new(bucketBytes, chunkBytes, window, TimeSpan.FromMilliseconds(deadlineMs), TimeSpan.FromMilliseconds(graceMs), creditBatch, format);
+
+    private static float[][] ArbitraryData(int ranks, int length, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, ranks).Select(_ => Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2 - 1) * Math.Pow(10, random.Next(-6, 4)))).ToArray()).ToArray();
+    }
 
     private static float[][] IntegerData(int ranks, int length, int seed)
     {
@@ -44,6 +51,55 @@ public class RingAllReduceTests
         var expected = Sum(data);
         await AssertAllSucceed(ring.RunAll(data));
         for (int r = 0; r < ranks; r++) Assert.Equal(expected, data[r]);
+    }
+
+    [Theory]
+    // ranks, length, bucketBytes, chunkBytes (wire bytes), format, credit batch: the ring's result is RingArithmetic's, bit for bit.
+    [InlineData(2, 10_001, 8_000, 1_000, WireFormat.Float32, 0)]
+    [InlineData(3, 50_000, 40_000, 4_000, WireFormat.Float32, 0)]
+    [InlineData(4, 30_011, 4 * 1024 * 1024, 2_048, WireFormat.Float32, 3)]
+    [InlineData(2, 10_001, 8_000, 1_000, WireFormat.BFloat16, 0)]
+    [InlineData(3, 50_000, 40_000, 4_000, WireFormat.BFloat16, 1)]
+    [InlineData(4, 30_011, 4 * 1024 * 1024, 2_048, WireFormat.BFloat16, 0)]
+    [InlineData(2, 10_001, 8_000, 1_000, WireFormat.Float16, 0)]
+    [InlineData(3, 7, 4096, 4, WireFormat.Float16, 16)]
+    public async Task Every_rank_ends_with_RingArithmetic_s_bytes(int ranks, int length, int bucketBytes, int chunkBytes, WireFormat format, int creditBatch)
+    {
+        var data = ArbitraryData(ranks, length, seed: ranks * 31 + length);
+        var expected = new float[length];
+        RingArithmetic.Reduce(data.Select(d => (float[])d.Clone()).ToArray(), bucketBytes / 4, format, expected);
+        var ring = new LoopbackRing(ranks, Options(bucketBytes, chunkBytes, format: format, creditBatch: creditBatch));
+        await AssertAllSucceed(ring.RunAll(data));
+        for (int r = 0; r < ranks; r++) Assert.Equal(expected, data[r]);
+        if (format == WireFormat.Float32) return;
+        // 16-bit on the wire: every value is one the wire can carry, and near the exact sum (8 or 11 bits of mantissa per hop).
+        var exact = ArbitraryData(ranks, length, seed: ranks * 31 + length);
+        double tolerance = format == WireFormat.BFloat16 ? 1.6e-2 : 2e-3;
+        var wire = new byte[2];
+        for (int i = 0; i < length; i++)
+        {
+            var scale = exact.Sum(d => Math.Abs((double)d[i]));
+            Assert.True(Math.Abs(expected[i] - exact.Sum(d => (double)d[i])) <= tolerance * scale + 1e-7, $"element {i}: {expected[i]} vs {exact.Sum(d => (double)d[i])}");
+            var back = new float[1];
+            WireCodec.Encode(format, expected.AsSpan(i, 1), wire);
+            WireCodec.Decode(format, wire, back);
+            Assert.Equal(expected[i], back[0]);
+        }
+    }
+
+    [Fact]
+    public void A_16_bit_ring_moves_half_the_bytes_and_twice_the_values_per_chunk()
+    {
+        var options = Options(chunkBytes: 65_512, format: WireFormat.BFloat16);
+        Assert.Equal(32_756, options.ChunkElements);
+        Assert.Equal(16_378, (options with { Format = WireFormat.Float32 }).ChunkElements);
+        Assert.Throws<ArgumentException>(() => (options with { CreditBatch = 17 }).Validate());
+        var ring = new LoopbackRing(2, options);
+        long bytes = 0;
+        ring.Deliverable = (_, _, m) => { if (m is RingChunk c) Interlocked.Add(ref bytes, c.Length); return true; };
+        var data = ArbitraryData(2, 100_000, 3);
+        Assert.All(Task.WhenAll(ring.RunAll(data)).Result, e => Assert.Null(e));
+        Assert.Equal(2 * 100_000 * 2L, bytes);   // each rank sends 2(n-1)/n of its values, 2 bytes each
     }
 
     [Fact]

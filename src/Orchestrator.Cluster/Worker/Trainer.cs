@@ -282,20 +282,18 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             var right = ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(TrainerPath(_start.Peers[ring.Right]));
             link = new AkkaRingLink(left, right, Self);
         }
-        var options = new CollectiveOptions(
-            _spec.AllReduce.BucketBytes,
-            _tcp is null ? AkkaRingLink.ChunkBytes : TcpRingLink.ChunkBytes,
-            Window: _tcp is null ? 16 : 4,
-            Deadline: _settings.CollectiveDeadline,
-            AbortGrace: TimeSpan.FromSeconds(1));
+        var allReduce = _spec.AllReduce;
+        var options = new CollectiveOptions(allReduce.BucketBytes, allReduce.EffectiveChunkBytes, allReduce.EffectiveWindow,
+            Deadline: _settings.CollectiveDeadline, AbortGrace: TimeSpan.FromSeconds(1),
+            CreditBatch: allReduce.EffectiveCreditBatch, Format: WireCodec.Parse(allReduce.Compression));
         _engine = new RingAllReduce(ring, link, options);
-        // Each bucket's all-reduce in a traced step (with what it sent: 2(n-1)/n of the bucket's float32 bytes).
+        // Each bucket's all-reduce in a traced step (with what it sent: 2(n-1)/n of the bucket's bytes on the wire).
         var trace = _trace;
-        var share = ring.SendShare;
+        var share = ring.SendShare * WireCodec.BytesPerValue(options.Format);
         if (_settings.StepTrace)
             _engine.BucketDone = (bucket, elements, began, ended) =>
             {
-                if (trace.Recording) trace.Span($"all-reduce bucket {bucket}", began, ended, (long)(share * elements * sizeof(float)));
+                if (trace.Recording) trace.Span($"all-reduce bucket {bucket}", began, ended, (long)(share * elements));
             };
         foreach (var message in _early) _engine.Deliver(message);
         _early.Clear();
@@ -342,7 +340,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
             if (_tcp is not null)
                 _tcp.Connect(engine.Ring, _endpoints[engine.Ring.Right], engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
-            reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport);
+            reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport, WireCodec.BytesPerValue(WireCodec.Parse(_spec.AllReduce.Compression)));
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
 
@@ -402,19 +400,19 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
 
-    /// <summary>The ring's all-reduce, timed and counted for the node's Prometheus metrics (two clock reads and two adds a step).</summary>
-    private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation, string link) : IGradientReducer
+    /// <summary>The ring's all-reduce, timed and counted (bytes on the wire) for the node's Prometheus metrics (two clock reads and two adds a step).</summary>
+    private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation, string link, int wireBytesPerValue) : IGradientReducer
     {
         private readonly Prometheus.Histogram.Child _seconds = NodeMetrics.AllReduceSeconds.WithLabels(link);
         private readonly Prometheus.Counter.Child _bytes = NodeMetrics.AllReduceBytes.WithLabels(link);
-        private readonly double _share = engine.Ring.SendShare;
+        private readonly double _share = engine.Ring.SendShare * wireBytesPerValue;
 
         public void SumAcrossWorkers(Memory<float> gradients)
         {
             var started = Stopwatch.GetTimestamp();
             engine.AllReduce(gradients, cancellation);
             _seconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            _bytes.Inc(_share * gradients.Length * sizeof(float));
+            _bytes.Inc(_share * gradients.Length);
         }
     }
 

@@ -21,7 +21,7 @@ namespace Orchestrator.Collectives.Links;
 public sealed class TcpRingLink : IRingLink, IDisposable
 {
     /// <summary>Chunks of this size keep the socket busy with few frames; the window bounds what is in flight.</summary>
-    public const int ChunkBytes = 1024 * 1024;
+    public static int ChunkBytes => Core.Jobs.RingLinkKind.Tcp.DefaultChunkBytes;
     private const int HeaderBytes = 1 + 4 + 8 + 4 + 4 + 4;
     private const byte Chunk = 1, Credit = 2, Abort = 3;
     /// <summary>Handshakes under way at once on the listener; a connection beyond them is closed at once.</summary>
@@ -104,6 +104,12 @@ public sealed class TcpRingLink : IRingLink, IDisposable
     public void SendChunk(int generation, long collective, int fromRank, int sequence, ReadOnlyMemory<float> data) =>
         Send(_right, new OutgoingChunk(generation, collective, fromRank, sequence, data));
 
+    public void SendEncoded(int generation, long collective, int fromRank, int sequence, byte[] payload, int length)
+    {
+        if (_right is null || _disposed) RingBuffers.Return(payload);
+        else _right.Enqueue(new OutgoingEncoded(generation, collective, fromRank, sequence, payload, length));
+    }
+
     public void SendRight(IRingMessage message) => Send(_right, Control(message));
 
     public void SendLeft(IRingMessage message) => Send(_left, Control(message));
@@ -120,6 +126,9 @@ public sealed class TcpRingLink : IRingLink, IDisposable
 
     /// <summary>A chunk waiting for the writer: its values are still in the caller's bucket.</summary>
     private sealed record OutgoingChunk(int Generation, long Collective, int FromRank, int Sequence, ReadOnlyMemory<float> Data);
+
+    /// <summary>A 16-bit chunk waiting for the writer, in a pooled buffer the writer returns once it is written.</summary>
+    private sealed record OutgoingEncoded(int Generation, long Collective, int FromRank, int Sequence, byte[] Payload, int Length);
 
     public void Dispose()
     {
@@ -285,6 +294,13 @@ public sealed class TcpRingLink : IRingLink, IDisposable
                                 small.Write(header);
                                 Flush(socket, small);
                                 SendAll(socket, values);
+                                break;
+                            case OutgoingEncoded e:
+                                WriteHeader(header, Chunk, e.Generation, e.Collective, e.FromRank, e.Sequence, e.Length);
+                                small.Write(header);
+                                Flush(socket, small);
+                                SendAll(socket, e.Payload.AsSpan(0, e.Length));
+                                RingBuffers.Return(e.Payload);
                                 break;
                             case RingCredit c:
                                 WriteHeader(header, Credit, c.Generation, c.Collective, c.FromRank, c.Count, 0);

@@ -54,4 +54,15 @@ public sealed record CheckpointSpec(int EverySteps, int Keep, string? Metric);
 /// </summary>
 public sealed record WorkloadPackageSpec(string Source, string Type, string ArgsJson, string? BaseDirectory = null);
 
-public sealed record AllReduceSpec(int BucketBytes, string Transport);
+/// <summary>
+/// The gradient all-reduce: bucket size, link (<see cref="RingLinkKind"/>), how values travel
+/// (<c>none</c>: float32; <c>bf16</c>, <c>fp16</c>: rounded to 16 bits, summed in float32), and the link's chunk
+/// size, window and credit batch (the link's defaults unless the job file sets them).
+/// </summary>
+public sealed record AllReduceSpec(int BucketBytes, string Transport, string Compression = "none", int ChunkBytes = 0, int Window = 0, int CreditBatch = 0)
+{
+    public RingLinkKind Link => RingLinkKind.Named(Transport);
+    public int EffectiveChunkBytes => ChunkBytes > 0 ? ChunkBytes : Link.DefaultChunkBytes;
+    public int EffectiveWindow => Window > 0 ? Window : Link.DefaultWindow;
+    public int EffectiveCreditBatch => CreditBatch > 0 ? CreditBatch : Math.Max(1, EffectiveWindow / 4);
+}

@@ -15,7 +15,8 @@ public static partial class JobSpecParser
     public static readonly string[] BuiltInModels = ["mlp", "lenet"];
     public static readonly string[] Optimizers = ["sgd", "adam", "adamw"];
     public static readonly string[] Decays = ["none", "cosine"];
-    public static readonly string[] Transports = ["akka", "tcp"];
+    public static readonly string[] Transports = RingLinkKind.All.Select(k => k.Name).ToArray();
+    public static readonly string[] Compressions = ["none", "bf16", "fp16"];
     public const int MaxBatchSizePerDevice = 8192;
     public const int MaxFailures = 100;
 
@@ -188,7 +189,16 @@ public static partial class JobSpecParser
     {
         var bucket = a.Int("bucketBytes", 4 * 1024 * 1024, 4096, 1 << 30);
         if (bucket % 4 != 0) throw new JobSpecException(a.Child("bucketBytes"), $"must be a multiple of 4 (float32 elements), was {bucket}");
-        var spec = new AllReduceSpec(bucket, a.Choice("transport", "akka", Transports));
+        var link = RingLinkKind.Named(a.Choice("transport", "akka", Transports));
+        var compression = a.Choice("compression", "none", Compressions);
+        var chunk = a.Int("chunkBytes", 0, RingLinkKind.MinChunkBytes, link.MaxChunkBytes);
+        if (chunk % 4 != 0) throw new JobSpecException(a.Child("chunkBytes"), $"must be a multiple of 4, was {chunk}");
+        var window = a.Int("window", 0, 1, link.MaxWindow);
+        var credit = a.Int("creditBatch", 0, 1, link.MaxWindow);
+        int effectiveWindow = window > 0 ? window : link.DefaultWindow;
+        if (credit > effectiveWindow)
+            throw new JobSpecException(a.Child("creditBatch"), $"must be at most the window ({effectiveWindow} chunks on the {link.Name} link), was {credit}");
+        var spec = new AllReduceSpec(bucket, link.Name, compression, chunk, window, credit);
         a.RejectUnknown();
         return spec;
     }

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Buffers.Binary;
+using System.Numerics;
 using MessagePack;
 
 namespace Orchestrator.Core.Protocol;
@@ -34,10 +36,15 @@ public sealed record RingChunk(int Generation, long Collective, int FromRank, in
 
     public ReadOnlySpan<byte> Data => Payload.AsSpan(Offset, Length);
 
-    /// <summary>A chunk whose payload is its own wire frame: the header, then a copy of <paramref name="data"/>.</summary>
+    /// <summary>
+    /// A chunk whose payload is its own wire frame: the header, then a copy of <paramref name="data"/>. A frame of a
+    /// power-of-two size comes from the shared array pool (which hands out exactly that size), where received
+    /// frames of that size go back once consumed.
+    /// </summary>
     public static RingChunk Frame(int generation, long collective, int fromRank, int sequence, ReadOnlySpan<byte> data)
     {
-        var frame = new byte[HeaderBytes + data.Length];
+        int size = HeaderBytes + data.Length;
+        var frame = BitOperations.IsPow2(size) && size >= 16 ? ArrayPool<byte>.Shared.Rent(size) : new byte[size];
         data.CopyTo(frame.AsSpan(HeaderBytes));
         var chunk = new RingChunk(generation, collective, fromRank, sequence, frame, HeaderBytes, data.Length);
         chunk.WriteHeader(frame);

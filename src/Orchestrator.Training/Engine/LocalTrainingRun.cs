@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Orchestrator.Collectives;
 using Orchestrator.Core.Jobs;
 using Orchestrator.Sdk;
 using Orchestrator.Training.Safetensors;
@@ -42,10 +43,13 @@ public static class LocalTrainingRun
         var clock = Stopwatch.StartNew();
         var report = new ProgressWindow(progress, job.Epochs, totalSteps);
         var acrossWorkers = job.Workers > 1 ? new GradientBuffer(replica.Model) : null;
+        var workerSums = acrossWorkers is null ? [] : Enumerable.Range(0, job.Workers).Select(_ => new float[acrossWorkers.Values.Length]).ToArray();
+        var wire = WireCodec.Parse(job.AllReduce.Compression);
+        int bucketElements = job.AllReduce.BucketBytes / sizeof(float);
 
         // The job's replicas' shards as micro-batches of one step, added up as the cluster adds them:
-        // each worker's devices first, then the workers. The arithmetic is the cluster's, so the two
-        // agree to the bit for up to two workers (more workers: the ring's order of addition differs).
+        // each worker's devices first, then across the workers in the ring's order of addition, with the
+        // job's compression (RingArithmetic). The arithmetic is the cluster's, so the two agree to the bit.
         foreach (var next in schedule.Steps())
         {
             cancellation.ThrowIfCancellationRequested();
@@ -56,9 +60,15 @@ public static class LocalTrainingRun
             {
                 for (int d = 0; d < job.DevicesPerWorker; d++)
                     lossSum += replica.ComputeGradients(plan.ReplicaIndices(next.EpochStep, worker * job.DevicesPerWorker + d), count, accumulate: d > 0);
-                acrossWorkers?.Accumulate(replica, first: worker == 0);
+                if (acrossWorkers is null) continue;
+                acrossWorkers.Accumulate(replica, first: true);
+                acrossWorkers.Values.Span.CopyTo(workerSums[worker]);
             }
-            acrossWorkers?.Scatter([replica]);
+            if (acrossWorkers is not null)
+            {
+                RingArithmetic.Reduce(workerSums, bucketElements, wire, acrossWorkers.Values.Span);
+                acrossWorkers.Scatter([replica]);
+            }
             replica.ApplyStep(next.Step);
             step = next.Step + 1;
             epochsRun = plan.Epoch + 1;
