@@ -10,6 +10,9 @@
 #    and tcp links against gloo (torch.distributed), 2 and 3 processes on loopback, 0.2, 1, 16 and
 #    64 MiB (BENCH_SIZES), with each process's peak RSS; beside them, "akka-stream": the bytes an
 #    all-reduce sends per rank, streamed over Akka Remote with no all-reduce (what Akka itself carries);
+#    then, with 2 processes, compression: both links with bf16 on the wire and gloo with float16 tensors,
+#    in float32-equivalent busbw (the bytes an uncompressed all-reduce of the same values moves), against
+#    gloo float32, and the bytes each process allocates per all-reduce;
 # 3. training on a local cluster with 1 worker, and 2 workers on each link (batch 32 per worker; the
 #    transformer 8 windows), against PyTorch DDP with gloo (1 and 2 processes, the same batch each):
 #    samples/s, the share of step time spent communicating, and the workers' peak RSS; then the same mlp job
@@ -57,12 +60,13 @@ only="${BENCH_ONLY:-1,2,3,4,5}"
 # The transformer rows train examples/CharTransformer (a package from its build folder) on Debian's GPL-3 text.
 corpus=/usr/share/common-licenses/GPL-3
 steps_of() { case "$1" in mlp) echo 600 ;; lenet) echo 200 ;; transformer) echo 100 ;; esac; }
-transformer_job() {  # transformer_job <name> <workers> <steps> <batch per worker> <transport>: the job file on stdout
+transformer_job() {  # transformer_job <name> <workers> <steps> <batch per worker> <transport> [compression]: the job file on stdout
   cat <<JOB
 { "name": "$1", "workload": { "package": "$ORCH_ROOT/examples/CharTransformer/bin/Release/net10.0",
   "type": "Examples.CharTransformer.CharLanguageModel", "args": { "text": "$corpus" } },
   "workers": $2, "epochs": 100, "maxSteps": $3, "batchSizePerDevice": $4,
-  "optimizer": { "type": "adamw", "lr": 0.002, "weightDecay": 0.01, "clipGradNorm": 1.0 }, "allReduce": { "transport": "$5" } }
+  "optimizer": { "type": "adamw", "lr": 0.002, "weightDecay": 0.01, "clipGradNorm": 1.0 },
+  "allReduce": { "transport": "$5", "compression": "${6:-none}" } }
 JOB
 }
 want() { [[ ",$only," == *",$1,"* ]]; }
@@ -122,9 +126,9 @@ ring_bench() {
   on_ranks "$world" bench_rank
   for r in $(seq 0 $((world - 1))); do sed -n 's/.*peak RSS \([0-9]*\) MiB.*/\1/p' "$work/rank$r.err"; done | paste -sd/ >"$work/rss"
 }
-gloo_bench() {
-  local world="$1" mib="$2" port; port=$(free_port)
-  gloo_rank() { "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" "$1" "$world" "$port" "$mib" "$allreduces" 2>/dev/null; }
+gloo_bench() {  # gloo_bench <world> <MiB,...> [float32|float16]
+  local world="$1" mib="$2" dtype="${3:-float32}" port; port=$(free_port)
+  gloo_rank() { "$python" "$ORCH_ROOT/scripts/bench/gloo_allreduce.py" "$1" "$world" "$port" "$mib" "$allreduces" "$dtype" 2>/dev/null; }
   on_ranks "$world" gloo_rank
 }
 # jfield <field> <MiB> [<file>...]: that field of every JSON line for that size (Akka's own log lines on stdout are skipped).
@@ -169,6 +173,28 @@ for world in 2 3; do
   echo "peak RSS per process, MiB (rank 0/rank 1/...; last run): $(grep '^akka' "$work/rss-$world" | tail -1), $(grep '^tcp' "$work/rss-$world" | tail -1)," \
     "gloo rank 0 $(jfield rssMiB "${sizes##*,}" "$work/gloo-$world.jsonl" | tail -1)"
 done
+# Compression (allReduce.compression): the same values with 16 bits each on the wire; busbw counts float32-equivalent
+# bytes, so the ratios say how much faster the same gradient is summed. Against gloo float32 of the world-2 runs
+# above (measured in the same run), and gloo with float16 tensors where it takes them.
+echo
+echo "== 2b. compression, 2 processes (GB/s of float32-equivalent busbw; median of $reps runs) =="
+: >"$work/akka-bf16.jsonl"; : >"$work/tcp-bf16.jsonl"; : >"$work/gloo-fp16.jsonl"
+for _ in $(seq "$reps"); do
+  ring_bench akka 2 "$sizes" "${certs[@]}" --compression bf16 >>"$work/akka-bf16.jsonl"
+  ring_bench tcp 2 "$sizes" --compression bf16 >>"$work/tcp-bf16.jsonl"
+  [ "$have_torch" = 1 ] && gloo_bench 2 "$sizes" float16 >>"$work/gloo-fp16.jsonl"
+done
+printf '%-6s %10s %10s %10s %10s %14s %14s %12s\n' MiB akka-bf16 tcp-bf16 gloo-f32 gloo-fp16 akka-bf16/gloo tcp-bf16/gloo akka-bf16/f32
+for mib in ${sizes//,/ }; do
+  a=$(jfield busbwGBs "$mib" "$work/akka-bf16.jsonl" | median); t=$(jfield busbwGBs "$mib" "$work/tcp-bf16.jsonl" | median)
+  g=$(jfield busbwGBs "$mib" "$work/gloo-2.jsonl" | median); h=$(jfield busbwGBs "$mib" "$work/gloo-fp16.jsonl" | median)
+  a32=$(jfield busbwGBs "$mib" "$work/akka-2.jsonl" | median)
+  printf '%-6s %10s %10s %10s %10s %14s %14s %12s\n' "$mib" "${a:-n/a}" "${t:-n/a}" "${g:-n/a}" "${h:-n/a}" "$(ratio "$a" "$g")" "$(ratio "$t" "$g")" "$(ratio "$a" "$a32")"
+done
+big="${sizes##*,}"
+echo "allocated per $big MiB all-reduce, rank 0 (MiB, median): akka $(jfield allocMiBPerRun "$big" "$work/akka-2.jsonl" | median)," \
+  "akka bf16 $(jfield allocMiBPerRun "$big" "$work/akka-bf16.jsonl" | median), tcp $(jfield allocMiBPerRun "$big" "$work/tcp-2.jsonl" | median)," \
+  "tcp bf16 $(jfield allocMiBPerRun "$big" "$work/tcp-bf16.jsonl" | median)"
 fi
 
 if want 3; then
@@ -177,15 +203,15 @@ echo "== 3. training on a local cluster (batch 32 per worker; samples/s over all
 cluster_dir="$work/cluster"
 "$ORCH_ROOT/scripts/local-cluster.sh" up --workers 2 --dir "$cluster_dir" >/dev/null
 clusters+=("$cluster_dir")
-# bench_job <model> <workers> <transport>: median samples/s and communication share of $reps runs.
+# bench_job <model> <workers> <transport> [compression]: median samples/s and communication share of $reps runs.
 bench_job() {
-  local model="$1" workers="$2" transport="$3" steps id
+  local model="$1" workers="$2" transport="$3" compression="${4:-none}" steps id
   steps=$(steps_of "$model")
-  if [ "$model" = transformer ]; then transformer_job "bench-transformer-$workers-$transport" "$workers" "$steps" 8 "$transport" >"$work/dp.json"
+  if [ "$model" = transformer ]; then transformer_job "bench-transformer-$workers-$transport" "$workers" "$steps" 8 "$transport" "$compression" >"$work/dp.json"
   else cat >"$work/dp.json" <<JOB
 { "name": "bench-$model-$workers-$transport", "model": "$model", "dataset": { "name": "fashion-mnist" }, "workers": $workers,
   "epochs": 1, "maxSteps": $steps, "batchSizePerDevice": 32, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 },
-  "allReduce": { "transport": "$transport" } }
+  "allReduce": { "transport": "$transport", "compression": "$compression" } }
 JOB
   fi
   : >"$work/dp.txt"
@@ -198,11 +224,11 @@ print(sum(x["samplesPerSecond"] for x in w), sum(x["communicationShare"] for x i
   done
   echo "$(cut -d' ' -f1 "$work/dp.txt" | median) $(cut -d' ' -f2 "$work/dp.txt" | median)"
 }
-ddp() {  # ddp <model> <processes>: median global samples/s of PyTorch DDP (gloo), batch 32 per process
-  local model="$1" world="$2" steps port batch=32 source_data="$data"
+ddp() {  # ddp <model> <processes> [fp16]: median global samples/s of PyTorch DDP (gloo), batch 32 per process
+  local model="$1" world="$2" hook="${3:-}" steps port batch=32 source_data="$data"
   steps=$(steps_of "$model")
   [ "$model" = transformer ] && { batch=8; source_data="$corpus"; }
-  ddp_rank() { "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$1" "$world" "$port" "$model" "$steps" "$batch" "$source_data" 2>/dev/null; }
+  ddp_rank() { "$python" "$ORCH_ROOT/scripts/bench/ddp_train.py" "$1" "$world" "$port" "$model" "$steps" "$batch" "$source_data" $hook 2>/dev/null; }
   for _ in $(seq "$reps"); do
     port=$(free_port)
     on_ranks "$world" ddp_rank | field samplesPerSecond
@@ -218,6 +244,18 @@ for model in mlp lenet transformer; do
     theirs=$([ "$1" = 1 ] && echo "$theirs1" || echo "$theirs2")
     label=$([ "$1" = 1 ] && echo "1 (no all-reduce)" || echo "2 on the $2 link")
     printf '%-7s %-22s %14.0f %11.2f %12.0f %8s\n' "$model" "$label" "$ours" "$share" "$theirs" "$(ratio "$ours" "$theirs")"
+  done
+done
+# Compression: the mlp and the transformer with bf16 on the wire on each link, against DDP plain and with its fp16 hook.
+printf '%-7s %-22s %14s %11s %12s %8s %12s %8s\n' model workers orchestrator comm-share "ddp (gloo)" ratio "ddp fp16" ratio
+for model in mlp transformer; do
+  theirs="n/a"; theirs16="n/a"
+  if [ "$have_torch" = 1 ]; then theirs=$(ddp "$model" 2); theirs16=$(ddp "$model" 2 fp16); fi
+  for config in "akka none" "akka bf16" "tcp none" "tcp bf16"; do
+    set -- $config
+    read -r ours share < <(bench_job "$model" 2 "$1" "$2")
+    printf '%-7s %-22s %14.0f %11.2f %12s %8s %12s %8s\n' "$model" "2 on $1, $2" "$ours" "$share" "$theirs" "$(ratio "$ours" "$theirs")" \
+      "$theirs16" "$(ratio "$ours" "$theirs16")"
   done
 done
 echo "worker peak RSS (MiB, whole section): $(for n in worker-1 worker-2; do awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$(cat "$cluster_dir/nodes/$n.pid")/status"; echo; done | paste -sd/)"

@@ -1,9 +1,10 @@
 """PyTorch DDP (gloo, CPU) training throughput, the baseline for 2-worker training in scripts/bench.sh.
 
-Usage: python3 ddp_train.py RANK WORLD PORT MODEL STEPS BATCH_PER_RANK DATA_DIR
+Usage: python3 ddp_train.py RANK WORLD PORT MODEL STEPS BATCH_PER_RANK DATA_DIR [fp16]
 Each rank trains the same model as Orchestrator's (mlp 784-256-128-10, or LeNet-5) with SGD momentum 0.9
 on its DistributedSampler-style shard of Fashion-MNIST; rank 0 prints global samples/s over the timed steps.
 MODEL transformer: the example character transformer with AdamW and clipping on windows of DATA_DIR (a text file).
+fp16: DDP's fp16 compression communication hook (gradients travel as float16, as Orchestrator's compression does).
 """
 import json, os, sys, time
 
@@ -14,6 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 rank, world, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 model_name, steps, batch, data_dir = sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+compress = len(sys.argv) > 8 and sys.argv[8] == "fp16"
 torch.set_num_threads(1)
 torch.manual_seed(42)
 # The same data loading and models as the single-process baseline (scripts/bench/torch_train.py).
@@ -30,6 +32,9 @@ else:
 
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
 model = DDP(net)
+if compress:
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+    model.register_comm_hook(None, default_hooks.fp16_compress_hook)
 opt = (torch.optim.AdamW(model.parameters(), lr=0.002, weight_decay=0.01) if model_name == "transformer"
        else torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
 order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(42))

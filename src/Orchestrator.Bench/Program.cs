@@ -16,8 +16,11 @@ using Orchestrator.Core.Settings;
 // Usage: orchestrator-bench --rank R --ports P0,P1,.. --tcp-ports T0,T1,.. --transport akka|tcp [--certs D]
 // (--transport akka-stream: no all-reduce, only the bytes one moves per rank, streamed over Akka Remote)
 //                           --mib 16,64 --reps N [--seconds S] [--warmup-seconds S] [--chunk-kib K] [--window W] [--hocon H]
+//                           [--compression none|bf16|fp16]
 // --certs D: Akka Remote over TLS with the node certificate folder D (as cluster nodes run); without it, plain TCP.
-// Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw, unreachable events, peak RSS.
+// Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw (in float32-equivalent bytes: what an
+// uncompressed all-reduce of the same values moves), unreachable events, peak RSS, and the bytes the process
+// allocated per timed all-reduce (all threads: the engine's, the link's, Akka's).
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--")).ToDictionary(p => p.a[2..], p => args[p.i + 1]);
 int rank = int.Parse(options["rank"]);
 var ports = options["ports"].Split(',').Select(int.Parse).ToArray();
@@ -61,6 +64,7 @@ var ring = new RingTopology(1, rank, nodes);
 // Chunk size and window default to what the trainers use; the options are for trying others.
 bool overTcp = transport == "tcp";
 var chunk = options.TryGetValue("chunk-kib", out var kib) ? int.Parse(kib) * 1024 : overTcp ? TcpRingLink.ChunkBytes : AkkaRingLink.ChunkBytes;
+var format = WireCodec.Parse(options.GetValueOrDefault("compression", "none"));
 var window = options.TryGetValue("window", out var w) ? int.Parse(w) : overTcp ? 4 : 16;
 IActorRef RingActorOf(int r) => ((ExtendedActorSystem)system).Provider.ResolveActorRef(ActorPath.Parse($"{nodes[r]}/user/ring"));
 var inbox = new RingEndpoint.Target();
@@ -71,7 +75,7 @@ if (stream is not null && sizes.Min() < chunk) { Console.Error.WriteLine($"akka-
 var ringActor = system.ActorOf(Props.Create(() => new BenchEndpoint(inbox, stream)), "ring");
 TcpRingLink? tcp = overTcp ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
 IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(RingActorOf(ring.Left), RingActorOf(ring.Right), ringActor);
-var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, window, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)));
+var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, window, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1), Format: format));
 inbox.Engine = engine;
 if (stream is not null)
 {
@@ -88,6 +92,7 @@ for (int size = 0; size < sizes.Length; size++)
     int bytes = sizes[size];
     var data = new float[bytes / sizeof(float)];
     var times = new List<double>();
+    long allocated = 0;
     var soak = Stopwatch.StartNew();
     int runs = 0;
     // Timed runs start once the JIT has settled: tiered compilation was still optimizing the hot path
@@ -104,10 +109,15 @@ for (int size = 0; size < sizes.Length; size++)
         barrier[0] = rank == 0 && !last ? 1 : 0;
         engine.AllReduce(barrier);   // every rank starts the clock together, as gloo's benchmark does with dist.barrier()
         more = barrier[0] > 0;
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         var clock = Stopwatch.StartNew();
         if (stream is not null) stream.Run(data, chunk);
         else engine.AllReduce(data);
-        if (warm) times.Add(clock.Elapsed.TotalSeconds);
+        if (warm)
+        {
+            times.Add(clock.Elapsed.TotalSeconds);
+            allocated += GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
+        }
         else warm = runs >= 1 && soak.Elapsed.TotalSeconds >= warmupSeconds;
         // A wrong sum must not pass as fast.
         double expected = world * (world + 1) / 2.0;
@@ -119,7 +129,7 @@ for (int size = 0; size < sizes.Length; size++)
     // busbw: the bytes each rank sends in a ring all-reduce per second; the stream sends them and nothing else.
     double busbw = (stream is null ? bytes * 2.0 * (world - 1) / world : streamChunks * (double)chunk) / median / 1e9;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"transport\":\"{transport}\",\"mib\":\"{mibs[size]}\",\"world\":{world},\"bytes\":{bytes},\"runs\":{runs},\"seconds\":{median:F5},\"busbwGBs\":{busbw:F3},\"soakSeconds\":{soak.Elapsed.TotalSeconds:F1},\"unreachable\":{unreachable},\"rssMiB\":{PeakRssMiB()}}}"));
+            $"{{\"transport\":\"{transport}\",\"mib\":\"{mibs[size]}\",\"world\":{world},\"bytes\":{bytes},\"runs\":{runs},\"seconds\":{median:F5},\"busbwGBs\":{busbw:F3},\"soakSeconds\":{soak.Elapsed.TotalSeconds:F1},\"unreachable\":{unreachable},\"rssMiB\":{PeakRssMiB()},\"compression\":\"{WireCodec.Name(format)}\",\"allocMiBPerRun\":{allocated / (double)times.Count / (1 << 20):F2}}}"));
 }
 Console.Error.WriteLine($"rank {rank}: peak RSS {PeakRssMiB()} MiB, unreachable events {unreachable}");
 Thread.Sleep(1000);   // let the neighbours finish reading before the sockets close
@@ -189,6 +199,7 @@ sealed class Streamer(int rank, int window)
     public void OnMessage(IRingMessage message, IActorRef sender)
     {
         if (message is RingCredit credit) { _credits.Release(credit.Count); return; }
+        if (message is RingChunk chunk) RingBuffers.Return(chunk.Payload);   // as the engine does once a chunk is applied
         long n = Volatile.Read(ref _received) + 1, perRun = Volatile.Read(ref _perRun);
         Volatile.Write(ref _received, n);
         bool runEnd = n % perRun == 0;

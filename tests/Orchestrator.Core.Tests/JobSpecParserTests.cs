@@ -43,6 +43,7 @@ public class JobSpecParserTests
         Assert.Equal(42, job.Seed);
         Assert.Equal(new CheckpointSpec(500, 3, null), job.Checkpoint);
         Assert.Equal(new AllReduceSpec(4 * 1024 * 1024, "akka"), job.AllReduce);
+        Assert.Equal(("none", 65_512, 16, 4), (job.AllReduce.Compression, job.AllReduce.EffectiveChunkBytes, job.AllReduce.EffectiveWindow, job.AllReduce.EffectiveCreditBatch));
         Assert.Equal(3, job.MaxFailures);
         Assert.Null(job.MinWorkers);
     }
@@ -129,6 +130,14 @@ public class JobSpecParserTests
     [InlineData("""{ "allReduce": { "bucketBytes": 1000 } }""", "allReduce.bucketBytes", "was 1000")]
     [InlineData("""{ "allReduce": { "bucketBytes": 4097 } }""", "allReduce.bucketBytes", "multiple of 4")]
     [InlineData("""{ "allReduce": { "transport": "udp" } }""", "allReduce.transport", "'akka', 'tcp'")]
+    [InlineData("""{ "allReduce": { "compression": "int8" } }""", "allReduce.compression", "'none', 'bf16', 'fp16', was 'int8'")]
+    [InlineData("""{ "allReduce": { "transport": "akka", "chunkBytes": 1048576 } }""", "allReduce.chunkBytes", "between 4096 and 65512")]
+    [InlineData("""{ "allReduce": { "transport": "tcp", "chunkBytes": 33554432 } }""", "allReduce.chunkBytes", "between 4096 and 16777216")]
+    [InlineData("""{ "allReduce": { "chunkBytes": 4098 } }""", "allReduce.chunkBytes", "multiple of 4")]
+    [InlineData("""{ "allReduce": { "window": 0 } }""", "allReduce.window", "was 0")]
+    [InlineData("""{ "allReduce": { "transport": "tcp", "window": 65 } }""", "allReduce.window", "between 1 and 64")]
+    [InlineData("""{ "allReduce": { "window": 8, "creditBatch": 9 } }""", "allReduce.creditBatch", "at most the window (8 chunks on the akka link), was 9")]
+    [InlineData("""{ "allReduce": { "transport": "tcp", "creditBatch": 5 } }""", "allReduce.creditBatch", "at most the window (4 chunks on the tcp link)")]
     [InlineData("""{ "maxFailures": -1 }""", "maxFailures", "was -1")]
     [InlineData("""{ "maxFailures": 1000 }""", "maxFailures", "between 0 and 100, was 1000")]
     [InlineData("""{ "batchSizePerDevice": 65536 }""", "batchSizePerDevice", "between 1 and 8192, was 65536")]
@@ -140,6 +149,15 @@ public class JobSpecParserTests
         Assert.Equal(field, ex.Field);
         Assert.Contains(fragment, ex.Message);
         Assert.StartsWith(field, ex.Message);
+    }
+
+    [Fact]
+    public void A_link_s_settings_and_compression_are_read_and_unset_ones_are_the_link_s_defaults()
+    {
+        var tcp = JobSpecParser.Parse(With("""{ "allReduce": { "transport": "tcp", "compression": "bf16", "window": 8 } }""")).AllReduce;
+        Assert.Equal(("tcp", "bf16", 1024 * 1024, 8, 2), (tcp.Transport, tcp.Compression, tcp.EffectiveChunkBytes, tcp.EffectiveWindow, tcp.EffectiveCreditBatch));
+        var akka = JobSpecParser.Parse(With("""{ "allReduce": { "compression": "fp16", "chunkBytes": 32768, "creditBatch": 16 } }""")).AllReduce;
+        Assert.Equal(("akka", "fp16", 32_768, 16, 16), (akka.Transport, akka.Compression, akka.EffectiveChunkBytes, akka.EffectiveWindow, akka.EffectiveCreditBatch));
     }
 
     [Fact]

@@ -20,12 +20,15 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
     private static readonly TimeSpan JobTimeout = TimeSpan.FromSeconds(240);
     private readonly LocalCluster _cluster = fixture.Cluster;
 
+    /// <summary>With 16-bit compression, `run` of the same job rounds as the ring does (RingArithmetic): still the same weights.</summary>
     [Theory]
-    [InlineData("akka")]
-    [InlineData("tcp")]
-    public void Two_workers_with_batch_32_end_where_one_process_with_batch_64_does(string transport)
+    [InlineData("akka", "none")]
+    [InlineData("tcp", "none")]
+    [InlineData("akka", "bf16")]
+    [InlineData("tcp", "fp16")]
+    public void Two_workers_with_batch_32_end_where_one_process_with_batch_64_does(string transport, string compression)
     {
-        var job = Jobs.Mlp($"it-eq-{transport}", maxSteps: 200, workers: 2, batch: 32, transport: transport, seed: "42");
+        var job = Jobs.Mlp($"it-eq-{transport}-{compression}", maxSteps: 200, workers: 2, batch: 32, transport: transport, seed: "42", compression: compression);
         var status = RunToEnd(job);
         Assert.Equal(2, status.GetProperty("workers").GetArrayLength());
         var stats = status.GetProperty("workerStats").EnumerateArray().ToList();
@@ -40,11 +43,11 @@ public sealed class DataParallelTests(TwoWorkerRing fixture) : IClassFixture<Two
 
     /// <summary>A team's own model from its package: the example transformer on two workers, as `run` trains it.</summary>
     [Theory]
-    [InlineData("akka")]
-    [InlineData("tcp")]
-    public void The_transformer_package_on_two_workers_ends_where_one_process_does(string transport)
+    [InlineData("akka", "none")]
+    [InlineData("tcp", "bf16")]
+    public void The_transformer_package_on_two_workers_ends_where_one_process_does(string transport, string compression)
     {
-        var job = Jobs.Transformer($"it-lm-{transport}", maxSteps: 60, transport: transport);
+        var job = Jobs.Transformer($"it-lm-{transport}-{compression}", maxSteps: 60, transport: transport, compression: compression);
         var status = RunToEnd(job);
         Assert.Equal("Examples.CharTransformer.CharLanguageModel", status.GetProperty("workload").GetString());
         var metrics = status.GetProperty("metrics");

@@ -24,24 +24,24 @@ internal static class Jobs
     /// <summary>The example character-level transformer, as a package from its build folder, on the text that Debian's base-files ships.</summary>
     public static string Transformer(string name, int maxSteps, int workers = 2, int devicesPerWorker = 1, int batch = 8, string transport = "akka",
         string optimizer = """{ "type": "adamw", "lr": 0.002, "clipGradNorm": 1.0 }""", int checkpointEvery = 500,
-        string shape = """ "layers": 4, "width": 128, "heads": 4, "context": 64 """) => Write($$"""
+        string shape = """ "layers": 4, "width": 128, "heads": 4, "context": 64 """, string compression = "none") => Write($$"""
         {
           "name": "{{name}}",
           "workload": { "package": "{{Packages.Example("CharTransformer")}}", "type": "Examples.CharTransformer.CharLanguageModel",
                         "args": { "text": "/usr/share/common-licenses/GPL-3", {{shape}} } },
           "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}}, "epochs": 100, "maxSteps": {{maxSteps}},
           "batchSizePerDevice": {{batch}}, "optimizer": {{optimizer}}, "lrSchedule": { "warmupSteps": 10, "decay": "cosine", "minLr": 0.0002 },
-          "seed": 42, "allReduce": { "transport": "{{transport}}" }, "checkpoint": { "everySteps": {{checkpointEvery}}, "keep": 2 }
+          "seed": 42, "allReduce": { "transport": "{{transport}}", "compression": "{{compression}}" }, "checkpoint": { "everySteps": {{checkpointEvery}}, "keep": 2 }
         }
         """);
 
     public static string Mlp(string name, int maxSteps, int devicesPerWorker = 1, int epochs = 1, int workers = 1, int batch = 64,
-        string transport = "akka", string seed = "7", int maxFailures = 3, int checkpointEvery = 500) => Write($$"""
+        string transport = "akka", string seed = "7", int maxFailures = 3, int checkpointEvery = 500, string compression = "none") => Write($$"""
         {
           "name": "{{name}}", "model": "mlp", "dataset": { "name": "fashion-mnist" },
           "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}}, "epochs": {{epochs}}, "maxSteps": {{maxSteps}},
           "batchSizePerDevice": {{batch}}, "optimizer": { "type": "sgd", "lr": 0.05, "momentum": 0.9 }, "seed": {{seed}},
-          "allReduce": { "transport": "{{transport}}" }, "maxFailures": {{maxFailures}},
+          "allReduce": { "transport": "{{transport}}", "compression": "{{compression}}" }, "maxFailures": {{maxFailures}},
           "checkpoint": { "everySteps": {{checkpointEvery}}, "keep": 2, "metric": "accuracy" }
         }
         """);
