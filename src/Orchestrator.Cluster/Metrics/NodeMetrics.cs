@@ -23,9 +23,23 @@ public static class NodeMetrics
         "Seconds one step's gradient all-reduce took on this worker, by link (akka or tcp).",
         new HistogramConfiguration { LabelNames = Link, Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
     public static readonly Counter AllReduceBytes = Prometheus.Metrics.CreateCounter("orchestrator_allreduce_bytes_total",
-        "Gradient bytes this worker sent to its ring neighbour, by link: 2(n-1)/n of the gradient's float32 size per step.", Link);
+        "Gradient bytes this worker sent to its ring neighbour, by link: 2(n-1)/n of the gradient's size on the wire per step (4 bytes a value, 2 with compression).", Link);
     public static readonly Counter CollectiveFailures = Prometheus.Metrics.CreateCounter("orchestrator_collective_failures_total",
         "Collectives that failed on this worker (a lost or silent peer), by link.", Link);
+
+    // Every node.
+    public static readonly Gauge Memory = Prometheus.Metrics.CreateGauge("orchestrator_process_memory_bytes",
+        "This node's memory, by part: rss, rss_peak (since it started), file (mapped files: runtime, libtorch, assemblies), anonymous, " +
+        "gc_committed and gc_heap (the .NET GC's share of anonymous and its live objects), native (anonymous the GC does not hold: libtorch, threads, malloc).",
+        ["part"]);
+
+    static NodeMetrics() => Prometheus.Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+    {
+        var m = ProcessMemory.Read();
+        foreach (var (part, bytes) in new[] { ("rss", m.Rss), ("rss_peak", m.RssPeak), ("file", m.File), ("anonymous", m.Anonymous),
+                     ("gc_committed", m.GcCommitted), ("gc_heap", m.GcHeap), ("native", m.Native) })
+            Memory.WithLabels(part).Set(bytes);
+    });
 
     // Coordinator.
     public static readonly Gauge JobsByState = Prometheus.Metrics.CreateGauge("orchestrator_jobs",

@@ -376,6 +376,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
         _jobLog.Info($"finished: {result.Steps} steps, {result.SamplesPerSecond:F0} samples/s, communication share {result.CommunicationShare:P0}" +
             (result.Evaluation?.Values is { Count: > 0 } held ? "; held-out " + string.Join(", ", held.Select(kv => $"{kv.Key} {kv.Value:F4}")) : ""));
+        _jobLog.Info("memory: " + ProcessMemory.Read().Describe());
         return new TrainingCompleted(_start.JobId, _node, result.Evaluation?.Accuracy, result.Evaluation?.Loss, result.Steps, result.Epochs,
             result.SamplesPerSecond, result.WeightsPath, result.Digest, result.CommunicationShare, result.Evaluation?.Values);
     }

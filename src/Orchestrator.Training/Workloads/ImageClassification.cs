@@ -37,7 +37,8 @@ public sealed class ImageClassification : Workload<Module<Tensor, Tensor>>
     public override WorkloadData OpenData(DataSplit split, Device device)
     {
         var (images, labels) = split == DataSplit.Train ? _data.Train.Value : _data.Test.Value;
-        return new TensorData(images, labels, device);
+        var data = new TensorData(images, labels, device);
+        return _data.Pixels is { } pixels ? new NormalizedPixels(data, pixels) : data;
     }
 
     public override Tensor LossSum(Module<Tensor, Tensor> model, Batch batch) =>
@@ -58,32 +59,34 @@ public sealed class ImageClassification : Workload<Module<Tensor, Tensor>>
     public override void Dispose() => _data.Dispose();
 }
 
+/// <summary>The train split's pixel statistics: a batch of byte pixels becomes (pixel / 255 − mean) / std in float32.</summary>
+internal sealed record PixelNormalization(float Mean, float Std);
+
 /// <summary>
-/// An image dataset's splits as CPU tensors, images float32 [N,1,H,W], labels int64 [N], each made on
-/// first use: the checkpoint node evaluates on the held-out split and never needs the train split's
-/// floats (188 MB for Fashion-MNIST).
+/// An image dataset's splits as CPU tensors, labels int64 [N], each made on first use (the checkpoint node
+/// evaluates on the held-out split and never needs the train split). IDX images stay bytes [N,1,H,W] and
+/// are normalized a batch at a time (<see cref="Pixels"/>): a worker holds Fashion-MNIST's 47 MB of pixels,
+/// not 188 MB of floats, and the values are the same (each is one byte through the same three operations).
+/// A `tensors` file's images are float32 already (<see cref="Pixels"/> null).
 /// </summary>
 internal sealed record ImageTensors(string Name, Lazy<(Tensor Images, Tensor Labels)> Train, Lazy<(Tensor Images, Tensor Labels)> Test,
-    int TrainCount, int TestCount, int Rows, int Columns, int Classes) : IDisposable
+    int TrainCount, int TestCount, int Rows, int Columns, int Classes, PixelNormalization? Pixels = null) : IDisposable
 {
     public static ImageTensors Load(DatasetSpec spec) =>
         spec.Name == "tensors" ? FromTensorFile(spec.Path!) : FromIdx(ImageDataset.Load(DatasetLocator.Locate(spec)));
 
     private static ImageTensors FromIdx(ImageDataset data)
     {
-        (Tensor, Tensor) Split(ImageSplit s)
+        static (Tensor, Tensor) Split(ImageSplit s)
         {
             using var scope = NewDisposeScope();
-            var raw = tensor(s.Pixels, new long[] { s.Count, 1, s.Rows, s.Columns });
-            // Explicit Scalars that live to the end: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
-            using var scale = 255f.ToScalar();
-            using var mean = data.Mean.ToScalar();
-            using var std = data.Std.ToScalar();
-            var images = raw.to_type(ScalarType.Float32).div_(scale).sub_(mean).div_(std).DetachFromDisposeScope();
+            var images = tensor(s.Pixels, new long[] { s.Count, 1, s.Rows, s.Columns }).DetachFromDisposeScope();
             return (images, tensor(s.Labels, new long[] { s.Count }).to_type(ScalarType.Int64).DetachFromDisposeScope());
         }
-        return new ImageTensors(data.Name, new(() => Split(data.Train)), new(() => Split(data.Test)),
-            data.Train.Count, data.Test.Count, data.Train.Rows, data.Train.Columns, data.Classes);
+        // Each lazy holds its own split only, so the managed bytes of a split go once its tensors are made.
+        var (train, test) = (data.Train, data.Test);
+        return new ImageTensors(data.Name, new(() => Split(train)), new(() => Split(test)),
+            data.Train.Count, data.Test.Count, data.Train.Rows, data.Train.Columns, data.Classes, new PixelNormalization(data.Mean, data.Std));
     }
 
     /// <summary>
@@ -165,5 +168,29 @@ internal sealed record ImageTensors(string Name, Lazy<(Tensor Images, Tensor Lab
                 split.Value.Images.Dispose();
                 split.Value.Labels.Dispose();
             }
+    }
+}
+
+/// <summary>Batches of byte pixels, normalized as they are taken (on the split's device).</summary>
+internal sealed class NormalizedPixels(TensorData bytes, PixelNormalization normalization) : WorkloadData
+{
+    // Explicit Scalars that live as long as the split: an implicit one can be finalized while libtorch reads it (ScalarSafeSgd).
+    private readonly Scalar _scale = 255f.ToScalar(), _mean = normalization.Mean.ToScalar(), _std = normalization.Std.ToScalar();
+
+    public override int Count => bytes.Count;
+
+    public override Batch Get(ReadOnlySpan<int> indices)
+    {
+        var raw = bytes.Get(indices);
+        using var pixels = raw.Inputs;
+        return new Batch(pixels.to_type(ScalarType.Float32).div_(_scale).sub_(_mean).div_(_std), raw.Targets);
+    }
+
+    public override void Dispose()
+    {
+        bytes.Dispose();
+        _scale.Dispose();
+        _mean.Dispose();
+        _std.Dispose();
     }
 }
