@@ -22,6 +22,10 @@
 # 5. recovery: a 2-worker job on a local cluster with a spare worker; kill -9 one of its workers
 #    mid-epoch and time, from the coordinator's log, the kill to the job runner's reaction (failure
 #    detection) and to training again on a new ring from the latest checkpoint (target <= 15 s).
+# 6. reduction overlapped with backward: the example transformer's training steps on a 2-rank ring over the tcp
+#    link throttled to an emulated bandwidth and latency (BENCH_THROTTLE_MBS, default 120 MB/s; 1 ms), with
+#    256 KiB buckets, reduced while backward runs against after it: samples/s, communication share, and the
+#    step-time ratio (the bandwidth is meant to make the unoverlapped communication share about 0.35).
 # BENCH_ONLY=1,2 runs a subset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -55,7 +59,7 @@ trap cleanup EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { "$python" -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p"; }
 
-only="${BENCH_ONLY:-1,2,3,4,5}"
+only="${BENCH_ONLY:-1,2,3,4,5,6}"
 
 # The transformer rows train examples/CharTransformer (a package from its build folder) on Debian's GPL-3 text.
 corpus=/usr/share/common-licenses/GPL-3
@@ -325,4 +329,35 @@ for rep in $(seq "$reps"); do
   "$ORCH_ROOT/scripts/start-node.sh" worker --dir "$rec_dir" >/dev/null   # the next spare
 done
 echo "median: detected after $(cut -d' ' -f1 "$work/recovery.txt" | median) s, training again after $(cut -d' ' -f2 "$work/recovery.txt" | median) s (target <= 15 s)"
+fi
+
+if want 6; then
+echo
+mbs="${BENCH_THROTTLE_MBS:-120}"
+echo "== 6. reduction overlapped with backward: the transformer on 2 ranks, tcp link throttled to $mbs MB/s and 1 ms, 256 KiB buckets (median of $reps) =="
+for overlap in false true; do
+  cat >"$work/overlap-$overlap.json" <<JOB
+{ "name": "bench-overlap", "workload": { "package": "$ORCH_ROOT/examples/CharTransformer/bin/Release/net10.0",
+  "type": "Examples.CharTransformer.CharLanguageModel", "args": { "text": "$corpus" } },
+  "workers": 2, "epochs": 100, "maxSteps": 60, "batchSizePerDevice": 8,
+  "optimizer": { "type": "adamw", "lr": 0.002, "weightDecay": 0.01, "clipGradNorm": 1.0 },
+  "allReduce": { "transport": "tcp", "bucketBytes": 262144, "overlap": $overlap } }
+JOB
+  : >"$work/overlap-$overlap.jsonl"
+done
+for _ in $(seq "$reps"); do   # the two take turns, so drift touches both alike
+  for overlap in false true; do
+    ring_bench tcp 2 1 --train "$work/overlap-$overlap.json" --throttle-mbs "$mbs" --latency-ms 1 >>"$work/overlap-$overlap.jsonl"
+  done
+done
+ofield() { "$python" -c "import json,sys
+for line in open(sys.argv[1]):
+    if line.startswith('{'): print(json.loads(line)[sys.argv[2]])" "$1" "$2" | median; }
+printf '%-22s %12s %11s %16s\n' reduction samples/s comm-share "buckets early"
+for overlap in false true; do
+  f="$work/overlap-$overlap.jsonl"
+  label=$([ "$overlap" = true ] && echo "during backward" || echo "after backward")
+  printf '%-22s %12s %11s %16s\n' "$label" "$(ofield "$f" samplesPerSecond)" "$(ofield "$f" communicationShare)" "$(ofield "$f" bucketsEarly)/$(ofield "$f" buckets)"
+done
+echo "step time, during/after backward: $(ratio "$(ofield "$work/overlap-false.jsonl" samplesPerSecond)" "$(ofield "$work/overlap-true.jsonl" samplesPerSecond)") (target <= 0.8)"
 fi

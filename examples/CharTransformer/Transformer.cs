@@ -34,9 +34,9 @@ public sealed class Transformer : Module<Tensor, Tensor>
     public override Tensor forward(Tensor ids)
     {
         using var positions = arange(ids.shape[1], dtype: ScalarType.Int64, device: ids.device);
-        var x = tok.forward(ids).add(pos.forward(positions));
-        foreach (var block in blocks) x = block.forward(x);
-        return head.forward(ln_f.forward(x));
+        var x = tok.call(ids).add(pos.call(positions));
+        foreach (var block in blocks) x = block.call(x);
+        return head.call(ln_f.call(x));
     }
 }
 
@@ -59,8 +59,8 @@ public sealed class Block : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        x = x.add(attn.forward(ln1.forward(x)));
-        return x.add(proj.forward(functional.gelu(fc.forward(ln2.forward(x)))));
+        x = x.add(attn.call(ln1.call(x)));
+        return x.add(proj.call(functional.gelu(fc.call(ln2.call(x)))));
     }
 }
 
@@ -83,7 +83,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         long b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / _heads;
         // [3, B, heads, T, d] split by unbind: its backward stacks the three gradients (three selects would each
         // fill a zero tensor of the whole size).
-        var parts = qkv.forward(x).reshape(b, t, 3, _heads, d).permute(2, 0, 3, 1, 4).unbind(0);
+        var parts = qkv.call(x).reshape(b, t, 3, _heads, d).permute(2, 0, 3, 1, 4).unbind(0);
         var (q, k, v) = (parts[0], parts[1], parts[2]);
         // Numbers passed to libtorch as explicit Scalars that live to the end of the call (see the README).
         using var scale = (1.0 / Math.Sqrt(d)).ToScalar();
@@ -91,6 +91,6 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         using var future = ones(t, t, dtype: ScalarType.Bool, device: x.device).triu(1);
         var weights = functional.softmax(q.matmul(k.transpose(-2, -1)).mul(scale).masked_fill(future, masked), -1);
         var y = weights.matmul(v).transpose(1, 2).reshape(b, t, c);
-        return proj.forward(y);
+        return proj.call(y);
     }
 }

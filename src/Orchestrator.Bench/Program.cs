@@ -7,6 +7,7 @@ using Akka.Actor.Setup;
 using Akka.Cluster;
 using Akka.Configuration;
 using Orchestrator.Collectives;
+using Orchestrator.Bench;
 using Orchestrator.Collectives.Links;
 using Orchestrator.Core.Protocol;
 using Orchestrator.Core.Settings;
@@ -18,6 +19,10 @@ using Orchestrator.Core.Settings;
 //                           --mib 16,64 --reps N [--seconds S] [--warmup-seconds S] [--chunk-kib K] [--window W] [--hocon H]
 //                           [--compression none|bf16|fp16]
 // --certs D: Akka Remote over TLS with the node certificate folder D (as cluster nodes run); without it, plain TCP.
+// --train JOB.json: instead of all-reduces, the job's training steps on this rank (one CPU replica), its gradients
+// summed over this ring with the job's bucket size; rank 0 prints samples/s, communication share and buckets.
+// --throttle-mbs M [--latency-ms L]: every message to a neighbour leaves at M MB/s and arrives L ms later (an
+// emulated slower network; the benchmark's own decorator, ThrottledRingLink).
 // Rank 0 prints one JSON line per size: median seconds per all-reduce, busbw (in float32-equivalent bytes: what an
 // uncompressed all-reduce of the same values moves), unreachable events, peak RSS, and the bytes the process
 // allocated per timed all-reduce (all threads: the engine's, the link's, Akka's).
@@ -75,7 +80,12 @@ if (stream is not null && sizes.Min() < chunk) { Console.Error.WriteLine($"akka-
 var ringActor = system.ActorOf(Props.Create(() => new BenchEndpoint(inbox, stream)), "ring");
 TcpRingLink? tcp = overTcp ? new TcpRingLink(IPAddress.Loopback, tcpPorts[rank]) : null;
 IRingLink link = tcp ?? (IRingLink)new AkkaRingLink(RingActorOf(ring.Left), RingActorOf(ring.Right), ringActor);
-var engine = new RingAllReduce(ring, link, new CollectiveOptions(sizes.Max(), chunk, window, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1), Format: format));
+if (options.TryGetValue("throttle-mbs", out var mbs))
+    link = new ThrottledRingLink(link, double.Parse(mbs, CultureInfo.InvariantCulture) * 1e6,
+        TimeSpan.FromMilliseconds(double.Parse(options.GetValueOrDefault("latency-ms", "0"), CultureInfo.InvariantCulture)));
+var trainJob = options.TryGetValue("train", out var trainPath) ? Orchestrator.Core.Jobs.JobSpecParser.ParseFile(trainPath) : null;
+var engine = new RingAllReduce(ring, link, new CollectiveOptions(trainJob?.AllReduce.BucketBytes ?? sizes.Max(), chunk, window,
+    TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1), Format: trainJob is null ? format : WireCodec.Parse(trainJob.AllReduce.Compression)));
 inbox.Engine = engine;
 if (stream is not null)
 {
@@ -85,6 +95,16 @@ if (stream is not null)
 Thread.Sleep(2000);   // every rank's ring actor exists before the first chunk
 // Every rank derives the same key (a bench has no job runner to hand one out); the handshake is the product's.
 tcp?.Connect(ring, $"127.0.0.1:{tcpPorts[ring.Right]}", engine, System.Security.Cryptography.SHA256.HashData("bench"u8), TimeSpan.FromSeconds(30), CancellationToken.None);
+if (trainJob is not null)
+{
+    var trained = TrainOnRing.Run(trainJob, rank, world, engine);
+    if (rank == 0) Console.WriteLine(trained);
+    Thread.Sleep(1000);
+    tcp?.Dispose();
+    cluster.Leave(cluster.SelfAddress);
+    system.Terminate().Wait(TimeSpan.FromSeconds(10));
+    return 0;
+}
 
 var barrier = new float[1];
 for (int size = 0; size < sizes.Length; size++)

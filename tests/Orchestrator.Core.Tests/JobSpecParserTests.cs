@@ -131,6 +131,7 @@ public class JobSpecParserTests
     [InlineData("""{ "allReduce": { "bucketBytes": 4097 } }""", "allReduce.bucketBytes", "multiple of 4")]
     [InlineData("""{ "allReduce": { "transport": "udp" } }""", "allReduce.transport", "'akka', 'tcp'")]
     [InlineData("""{ "allReduce": { "compression": "int8" } }""", "allReduce.compression", "'none', 'bf16', 'fp16', was 'int8'")]
+    [InlineData("""{ "allReduce": { "overlap": "yes" } }""", "allReduce.overlap", "must be true or false, was the string \"yes\"")]
     [InlineData("""{ "allReduce": { "transport": "akka", "chunkBytes": 1048576 } }""", "allReduce.chunkBytes", "between 4096 and 65512")]
     [InlineData("""{ "allReduce": { "transport": "tcp", "chunkBytes": 33554432 } }""", "allReduce.chunkBytes", "between 4096 and 16777216")]
     [InlineData("""{ "allReduce": { "chunkBytes": 4098 } }""", "allReduce.chunkBytes", "multiple of 4")]
@@ -158,6 +159,8 @@ public class JobSpecParserTests
         Assert.Equal(("tcp", "bf16", 1024 * 1024, 8, 2), (tcp.Transport, tcp.Compression, tcp.EffectiveChunkBytes, tcp.EffectiveWindow, tcp.EffectiveCreditBatch));
         var akka = JobSpecParser.Parse(With("""{ "allReduce": { "compression": "fp16", "chunkBytes": 32768, "creditBatch": 16 } }""")).AllReduce;
         Assert.Equal(("akka", "fp16", 32_768, 16, 16), (akka.Transport, akka.Compression, akka.EffectiveChunkBytes, akka.EffectiveWindow, akka.EffectiveCreditBatch));
+        Assert.True(akka.Overlap);
+        Assert.False(JobSpecParser.Parse(With("""{ "allReduce": { "overlap": false } }""")).AllReduce.Overlap);
     }
 
     [Fact]

@@ -24,14 +24,14 @@ internal static class Jobs
     /// <summary>The example character-level transformer, as a package from its build folder, on the text that Debian's base-files ships.</summary>
     public static string Transformer(string name, int maxSteps, int workers = 2, int devicesPerWorker = 1, int batch = 8, string transport = "akka",
         string optimizer = """{ "type": "adamw", "lr": 0.002, "clipGradNorm": 1.0 }""", int checkpointEvery = 500,
-        string shape = """ "layers": 4, "width": 128, "heads": 4, "context": 64 """, string compression = "none") => Write($$"""
+        string shape = """ "layers": 4, "width": 128, "heads": 4, "context": 64 """, string compression = "none", int bucketBytes = 4 * 1024 * 1024) => Write($$"""
         {
           "name": "{{name}}",
           "workload": { "package": "{{Packages.Example("CharTransformer")}}", "type": "Examples.CharTransformer.CharLanguageModel",
                         "args": { "text": "/usr/share/common-licenses/GPL-3", {{shape}} } },
           "workers": {{workers}}, "devicesPerWorker": {{devicesPerWorker}}, "epochs": 100, "maxSteps": {{maxSteps}},
           "batchSizePerDevice": {{batch}}, "optimizer": {{optimizer}}, "lrSchedule": { "warmupSteps": 10, "decay": "cosine", "minLr": 0.0002 },
-          "seed": 42, "allReduce": { "transport": "{{transport}}", "compression": "{{compression}}" }, "checkpoint": { "everySteps": {{checkpointEvery}}, "keep": 2 }
+          "seed": 42, "allReduce": { "transport": "{{transport}}", "compression": "{{compression}}", "bucketBytes": {{bucketBytes}} }, "checkpoint": { "everySteps": {{checkpointEvery}}, "keep": 2 }
         }
         """);
 

@@ -20,7 +20,7 @@ public static class NodeMetrics
     public static readonly Gauge WorkerSamplesPerSecond = Prometheus.Metrics.CreateGauge("orchestrator_worker_samples_per_second",
         "This worker's training throughput at its last report, by job.", Job);
     public static readonly Histogram AllReduceSeconds = Prometheus.Metrics.CreateHistogram("orchestrator_allreduce_seconds",
-        "Seconds one step's gradient all-reduce took on this worker, by link (akka or tcp).",
+        "Seconds one all-reduce took on this worker, by link (akka or tcp): a step's whole gradient, or one bucket of it when buckets are reduced while backward runs.",
         new HistogramConfiguration { LabelNames = Link, Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
     public static readonly Counter AllReduceBytes = Prometheus.Metrics.CreateCounter("orchestrator_allreduce_bytes_total",
         "Gradient bytes this worker sent to its ring neighbour, by link: 2(n-1)/n of the gradient's size on the wire per step (4 bytes a value, 2 with compression).", Link);

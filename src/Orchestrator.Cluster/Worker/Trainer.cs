@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Cluster.Checkpoint;
@@ -46,7 +45,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     private readonly JobSpec _spec;
     private readonly string _node;
     private readonly WorkerSettings _settings;
-    private readonly TcpRingLink? _tcp;
+    private readonly IRingLinkEnd? _linkEnd;   // the job's link (RingLinks), in a world of more than one
     private readonly TaskCompletionSource<TrainingSnapshot?> _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<string?> _packageFolder = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly PackageSource _packages;
@@ -85,12 +84,16 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         _node = node;
         _settings = settings;
         _jobLog = new JobLogBuffer(node, start.Rank);
-        if (spec.AllReduce.Transport == "tcp" && start.WorldSize > 1)
-            _tcp = new TcpRingLink(IPAddress.Parse(Address.Parse(node).Host ?? "127.0.0.1"));
         var parent = Context.Parent;
         var self = Self;
         _self = self;
-        var endpoint = _tcp is null ? "" : $"{Address.Parse(node).Host}:{_tcp.Port}";
+        if (start.WorldSize > 1)
+        {
+            var provider = ((ExtendedActorSystem)Context.System).Provider;
+            _linkEnd = RingLinks.Open(spec.AllReduce.Transport, new RingLinkHost(Address.Parse(node).Host ?? "127.0.0.1",
+                rank => provider.ResolveActorRef(TrainerPath(start.Peers[rank])), self));
+        }
+        var endpoint = _linkEnd?.Endpoint ?? "";
 
         Task.Factory.StartNew(() => Train(parent, outputDir, endpoint, _cancel.Token),
                 CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
@@ -266,7 +269,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         FlushLog();   // what the compute thread wrote last (the agent relays it while this job is still its running one)
         _cancel.Cancel();
         _ring.TrySetCanceled();
-        _tcp?.Dispose();
+        _linkEnd?.Dispose();
     }
 
     /// <summary>Every worker is ready: form this worker's side of the ring and let the compute thread go.</summary>
@@ -274,14 +277,8 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     {
         if (_engine is not null || begin.Generation != _start.Generation) return;
         var ring = new RingTopology(_start.Generation, _start.Rank, _start.Peers);
-        IRingLink link;
-        if (_tcp is not null) link = _tcp;
-        else
-        {
-            var left = ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(TrainerPath(_start.Peers[ring.Left]));
-            var right = ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(TrainerPath(_start.Peers[ring.Right]));
-            link = new AkkaRingLink(left, right, Self);
-        }
+        if (_linkEnd is null) { _ring.TrySetResult(null!); return; }   // a world of one: no ring, only the go
+        var link = _linkEnd.Link(ring);
         var allReduce = _spec.AllReduce;
         var options = new CollectiveOptions(allReduce.BucketBytes, allReduce.EffectiveChunkBytes, allReduce.EffectiveWindow,
             Deadline: _settings.CollectiveDeadline, AbortGrace: TimeSpan.FromSeconds(1),
@@ -338,8 +335,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         if (_start.WorldSize > 1)
         {
             var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
-            if (_tcp is not null)
-                _tcp.Connect(engine.Ring, _endpoints[engine.Ring.Right], engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
+            _linkEnd!.Connect(engine.Ring, _endpoints, engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
             reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport, WireCodec.BytesPerValue(WireCodec.Parse(_spec.AllReduce.Compression)));
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
@@ -375,6 +371,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             Trace: _settings.StepTrace ? _trace : null);
         var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
         _jobLog.Info($"finished: {result.Steps} steps, {result.SamplesPerSecond:F0} samples/s, communication share {result.CommunicationShare:P0}" +
+            (result.Buckets > 0 ? $", {result.BucketsEarly} of {result.Buckets} buckets reduced during backward" : "") +
             (result.Evaluation?.Values is { Count: > 0 } held ? "; held-out " + string.Join(", ", held.Select(kv => $"{kv.Key} {kv.Value:F4}")) : ""));
         _jobLog.Info("memory: " + ProcessMemory.Read().Describe());
         return new TrainingCompleted(_start.JobId, _node, result.Evaluation?.Accuracy, result.Evaluation?.Loss, result.Steps, result.Epochs,

@@ -57,9 +57,11 @@ public sealed record WorkloadPackageSpec(string Source, string Type, string Args
 /// <summary>
 /// The gradient all-reduce: bucket size, link (<see cref="RingLinkKind"/>), how values travel
 /// (<c>none</c>: float32; <c>bf16</c>, <c>fp16</c>: rounded to 16 bits, summed in float32), and the link's chunk
-/// size, window and credit batch (the link's defaults unless the job file sets them).
+/// size, window and credit batch (the link's defaults unless the job file sets them); <paramref name="Overlap"/>:
+/// reduce buckets while backward still runs.
 /// </summary>
-public sealed record AllReduceSpec(int BucketBytes, string Transport, string Compression = "none", int ChunkBytes = 0, int Window = 0, int CreditBatch = 0)
+public sealed record AllReduceSpec(int BucketBytes, string Transport, string Compression = "none", int ChunkBytes = 0, int Window = 0, int CreditBatch = 0,
+    bool Overlap = true)
 {
     public RingLinkKind Link => RingLinkKind.Named(Transport);
     public int EffectiveChunkBytes => ChunkBytes > 0 ? ChunkBytes : Link.DefaultChunkBytes;

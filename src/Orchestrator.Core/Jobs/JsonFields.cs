@@ -90,6 +90,17 @@ internal sealed class JsonFields
         return value.GetRawText();
     }
 
+    public bool Bool(string name, bool fallback)
+    {
+        if (Take(name) is not { } value) return fallback;
+        return value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new JobSpecException(Child(name), $"must be true or false, was {Describe(value)}"),
+        };
+    }
+
     public bool Has(string name) => _fields.TryGetValue(name, out var v) && v.ValueKind != JsonValueKind.Null;
 
     /// <summary>A nested object; an absent or null one reads as an empty object, so its defaults apply.</summary>

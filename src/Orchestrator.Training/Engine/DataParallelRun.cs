@@ -37,8 +37,9 @@ public sealed record CheckpointHooks(int Generation, TrainingSnapshot? ResumeFro
     StepTrace? Trace = null);
 
 /// <summary>The end of a worker's run. Held-out metrics and weights only on worker rank 0, which evaluates the whole held-out split.</summary>
+/// <remarks><paramref name="BucketsEarly"/> of <paramref name="Buckets"/> reduced buckets left while backward still ran (overlapped reduction).</remarks>
 public sealed record DataParallelResult(long Steps, int Epochs, double SamplesPerSecond, double CommunicationShare, string Digest,
-    HeldOutMetrics? Evaluation, string? WeightsPath);
+    HeldOutMetrics? Evaluation, string? WeightsPath, long Buckets = 0, long BucketsEarly = 0);
 
 /// <summary>
 /// One worker's part of a data-parallel job (PRODUCT.md section 4): a replica per local device, each
@@ -80,6 +81,12 @@ public static class DataParallelRun
         long totalSteps = schedule.TotalSteps;
         foreach (var replica in replicas) replica.TotalSteps = totalSteps;
         var buffer = new GradientBuffer(replicas[0].Model);
+        // Buckets reduced while the last replica's backward runs: the same sums, sooner (a world of one has nothing to reduce).
+        int bucketElements = job.AllReduce.BucketBytes / sizeof(float);
+        long buckets = 0, bucketsEarly = 0;
+        using var overlap = job.AllReduce.Overlap && placement.Workers > 1
+            ? new OverlappedReduction(buffer, replicas, reducer, bucketElements)
+            : null;
         var clock = Stopwatch.StartNew();
         var sinceReport = Stopwatch.StartNew();
         long step = schedule.FirstStep, samples = 0, windowSamples = 0;
@@ -100,17 +107,31 @@ public static class DataParallelRun
             for (int d = 0; d < replicas.Count; d++)
             {
                 var indices = plan.ReplicaIndices(next.EpochStep, placement.ReplicaRank(d));
-                windowLoss += replicas[d].ComputeGradients(indices, globalCount, trace: traced ? trace : null);
+                var replica = replicas[d];
+                Func<double> compute = () => replica.ComputeGradients(indices, globalCount, trace: traced ? trace : null);
+                windowLoss += overlap is not null && d == replicas.Count - 1 ? overlap.Backward(compute) : compute();
                 windowSamples += indices.Length;
                 samples += indices.Length;
             }
             long phase = traced ? Stopwatch.GetTimestamp() : 0;
-            buffer.Gather(replicas);
-            if (traced) trace!.Span("gather", phase);
+            if (overlap is null)
+            {
+                buffer.Gather(replicas);
+                if (traced) trace!.Span("gather", phase);
+            }
+            else if (traced) trace!.Span("gather", overlap.GatherStarted, overlap.GatherEnded, -1);
             var reduceStart = Stopwatch.GetTimestamp();
-            reducer.SumAcrossWorkers(buffer.Values);
+            if (overlap is null) reducer.SumAcrossWorkers(buffer.Values);
+            else
+            {
+                overlap.Wait(cancellation);
+                buckets += (buffer.Values.Length + bucketElements - 1) / bucketElements;
+                bucketsEarly += overlap.QueuedDuringBackward;
+            }
+            // Overlapped: what the step waited for after backward counts as communication; the trace's all-reduce
+            // spans from the first bucket's departure, so every bucket lies inside it.
             communication += Stopwatch.GetElapsedTime(reduceStart);
-            if (traced) { trace!.Span("all-reduce", reduceStart); phase = Stopwatch.GetTimestamp(); }
+            if (traced) { trace!.Span("all-reduce", overlap is { FirstQueuedAt: > 0 } o ? Math.Min(o.FirstQueuedAt, reduceStart) : reduceStart); phase = Stopwatch.GetTimestamp(); }
             buffer.Scatter(replicas);
             if (traced) { trace!.Span("scatter", phase); phase = Stopwatch.GetTimestamp(); }
             foreach (var replica in replicas) replica.ApplyStep(next.Step);
@@ -155,7 +176,7 @@ public static class DataParallelRun
                 throw new ReplicasDivergedException($"local replicas 0 and {d} of worker {placement.WorkerRank} hold different parameters ({digest[..12]} vs {other[..12]})");
 
         if (placement.WorkerRank != 0 || weightsPath is null)
-            return new DataParallelResult(step, epochsRun, samples / seconds, communicationShare, digest, null, null);
+            return new DataParallelResult(step, epochsRun, samples / seconds, communicationShare, digest, null, null, buckets, bucketsEarly);
         var evaluation = replicas[0].Evaluate();
         ModelWeights.Save(replicas[0].Model, weightsPath, new Dictionary<string, string>
         {
@@ -167,7 +188,7 @@ public static class DataParallelRun
             ["world_size"] = placement.WorldSize.ToString(CultureInfo.InvariantCulture),
             ["digest"] = digest,
         });
-        return new DataParallelResult(step, epochsRun, samples / seconds, communicationShare, digest, evaluation, Path.GetFullPath(weightsPath));
+        return new DataParallelResult(step, epochsRun, samples / seconds, communicationShare, digest, evaluation, Path.GetFullPath(weightsPath), buckets, bucketsEarly);
     }
 }
 

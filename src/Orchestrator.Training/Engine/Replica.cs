@@ -20,6 +20,8 @@ public sealed class Replica : IDisposable
     private readonly WorkloadData _test;
 
     public nn.Module Model { get; }
+    /// <summary>The model's parameters in registration order.</summary>
+    public IReadOnlyList<TorchSharp.Modules.Parameter> Parameters { get; }
     public optim.Optimizer Optimizer { get; }
     public Device Device { get; }
 
@@ -29,6 +31,7 @@ public sealed class Replica : IDisposable
         _workload = workload;
         Device = device;
         Model = SeededModel.Create(workload, job.Seed, device);
+        Parameters = Model.parameters().ToArray();
         Optimizer = OptimizerFactory.Create(job.Optimizer, Model.parameters());
         _train = workload.OpenData(DataSplit.Train, device);
         _test = workload.OpenData(DataSplit.HeldOut, device);

@@ -62,8 +62,13 @@ public sealed class StepTrace
 
     public void Span(string name, long startTicks, long endTicks, long bytes)
     {
-        if (!Recording || _spans.Count >= MaxSpans) return;
-        _spans.Add(new TraceSpan(name, _step, Micros(startTicks), (long)Stopwatch.GetElapsedTime(startTicks, endTicks).TotalMicroseconds, bytes));
+        if (!Recording) return;
+        // The compute thread and, with overlapped reduction, the communication thread (its buckets) both add spans.
+        lock (_gate)
+        {
+            if (_spans.Count >= MaxSpans) return;
+            _spans.Add(new TraceSpan(name, _step, Micros(startTicks), (long)Stopwatch.GetElapsedTime(startTicks, endTicks).TotalMicroseconds, bytes));
+        }
     }
 
     /// <summary>Ends the step: its own span, and the window's spans to <see cref="Completed"/> after its last step.</summary>

@@ -27,9 +27,9 @@ public sealed class LeNet : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var y = functional.max_pool2d(functional.relu(conv1.forward(x)), 2);
-        y = functional.max_pool2d(functional.relu(conv2.forward(y)), 2);
-        y = functional.relu(fc1.forward(y.flatten(1)));
-        return fc3.forward(functional.relu(fc2.forward(y)));
+        var y = functional.max_pool2d(functional.relu(conv1.call(x)), 2);
+        y = functional.max_pool2d(functional.relu(conv2.call(y)), 2);
+        y = functional.relu(fc1.call(y.flatten(1)));
+        return fc3.call(functional.relu(fc2.call(y)));
     }
 }

@@ -18,5 +18,5 @@ public sealed class Mlp : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        fc3.forward(functional.relu(fc2.forward(functional.relu(fc1.forward(x.flatten(1))))));
+        fc3.call(functional.relu(fc2.call(functional.relu(fc1.call(x.flatten(1))))));
 }

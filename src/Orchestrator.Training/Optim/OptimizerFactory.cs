@@ -47,7 +47,10 @@ public static class GradientClipping
     {
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0;
-        var total = stack(grads.Select(g => g.detach().square().sum()).ToArray()).sum().sqrt();
+        // square() passes libtorch an implicit Scalar (pow's exponent 2) that a GC could free mid-call: it failed a
+        // 1,200-step test with "INTERNAL ASSERT FAILED at Scalar.h". The same pow, with an exponent that lives to the end.
+        using var two = 2.ToScalar();
+        var total = stack(grads.Select(g => g.detach().pow(two).sum()).ToArray()).sum().sqrt();
         using var epsilon = 1e-6.ToScalar();
         using var maxScalar = maxNorm.ToScalar();
         using var oneScalar = 1.0.ToScalar();

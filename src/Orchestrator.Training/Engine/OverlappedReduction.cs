@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Engine;
+
+/// <summary>
+/// Reduces a step's gradient bucket by bucket while backward is still running, on a communication thread
+/// of the worker's own. TorchSharp has no gradient hooks, so readiness comes from the autograd graph itself:
+/// every module that owns parameters directly (a "unit": a linear layer, a norm) gets an identity function
+/// (<see cref="ReadyMark"/>) on its input in a forward pre-hook; libtorch runs that function's backward once
+/// the gradient for the unit's input exists, and it runs a parameter's gradient accumulation, which it gives
+/// the highest priority, before that. So when a unit's mark runs, its parameters' gradients are final.
+///
+/// Whether that holds for a given model (a parameter shared by two units, one used where its unit's input
+/// plays no part) is checked, not assumed: the first step of a run is a probe that reduces after backward as
+/// before and copies each unit's gradients when its mark runs; a unit whose gradients changed afterwards, or
+/// whose mark never ran (a unit fed by data that needs no gradient), is trusted only once backward is over.
+///
+/// The gradient buffer lies in reverse registration order (<see cref="GradientBuffer"/>), so it fills from its
+/// start: when the marks make a prefix of it final, that prefix is summed over the local replicas into the
+/// buffer and every bucket inside it is queued. The queue is served in order, one bucket's collective at a
+/// time, so every rank runs the same collectives in the same order whatever its timing, and the sums are
+/// exactly those of reducing the whole buffer after backward (same buckets, same additions).
+/// </summary>
+public sealed class OverlappedReduction : IDisposable
+{
+    private readonly GradientBuffer _buffer;
+    private readonly IReadOnlyList<Replica> _replicas;
+    private readonly IGradientReducer _reducer;
+    private readonly int _bucketElements;
+    private readonly int[] _unitOf;              // by layout position: the unit that owns that parameter (-1: none)
+    private readonly int _units;
+    private readonly List<Action> _unhook = [];
+    private bool[] _trusted;
+    private readonly bool[] _ready;
+    private Dictionary<int, float[]?[]>? _probe;  // the first step: each unit's gradients as its mark ran
+    private int _prefix;                          // layout positions [0, _prefix) are summed into the buffer
+    private int _queued;                          // buckets queued this step
+    private readonly BlockingCollection<(int Offset, int Length)> _queue = new();
+    private readonly Thread _thread;
+    private int _done;                            // buckets reduced this step (under _gate)
+    private ExceptionDispatchInfo? _failure;
+    private readonly object _gate = new();
+
+    /// <summary>When the step's first bucket was queued (<see cref="Stopwatch.GetTimestamp"/>), 0 before.</summary>
+    public long FirstQueuedAt { get; private set; }
+
+    /// <summary>When the last step's gathering of what backward had not yet made final began and ended (for the step trace).</summary>
+    public long GatherStarted { get; private set; }
+    public long GatherEnded { get; private set; }
+
+    /// <summary>Buckets that left before backward ended in the last step (for tests and the step trace).</summary>
+    public int QueuedDuringBackward { get; private set; }
+
+    public OverlappedReduction(GradientBuffer buffer, IReadOnlyList<Replica> replicas, IGradientReducer reducer, int bucketElements)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bucketElements, 1);
+        _buffer = buffer;
+        _replicas = replicas;
+        _reducer = reducer;
+        _bucketElements = bucketElements;
+        // Units of the replica whose backward runs last: the one the marks are on.
+        var model = replicas[^1].Model;
+        var parameterIndex = replicas[^1].Parameters.Select((p, i) => (p, i)).ToDictionary(x => x.p.Handle, x => x.i);
+        var unitOfParameter = new int[parameterIndex.Count];
+        Array.Fill(unitOfParameter, -1);
+        int unit = 0;
+        foreach (var (_, module) in model.named_modules())
+        {
+            var own = module.named_parameters(recurse: false).Select(np => np.parameter).ToList();
+            if (own.Count == 0 || module is not nn.Module<Tensor, Tensor> unitModule) continue;
+            foreach (var p in own)
+                if (parameterIndex.TryGetValue(p.Handle, out var index) && unitOfParameter[index] < 0) unitOfParameter[index] = unit;
+            int id = unit++;
+            var hook = unitModule.register_forward_pre_hook((_, input) => Listener is null || !input.requires_grad ? input : ReadyMark.apply(input, id));
+            _unhook.Add(() => hook.remove());
+        }
+        _units = unit;
+        _unitOf = Enumerable.Range(0, buffer.Count).Select(position => unitOfParameter[buffer.ParameterAt(position)]).ToArray();
+        _trusted = new bool[_units];
+        _ready = new bool[_units];
+        _thread = new Thread(Serve) { IsBackground = true, Name = "gradient-reduction" };
+        _thread.Start();
+    }
+
+    /// <summary>Which units' marks proved reliable in the probe step (null before it).</summary>
+    public IReadOnlyList<bool>? Trusted { get; private set; }
+
+    /// <summary>
+    /// Runs the last replica's forward and backward (<paramref name="backward"/>) with the marks armed, queueing
+    /// buckets as they become final, and queues the rest after it. The first call is the probe.
+    /// </summary>
+    public double Backward(Func<double> backward)
+    {
+        lock (_gate) _done = 0;
+        _prefix = 0;
+        _queued = 0;
+        FirstQueuedAt = 0;
+        Array.Clear(_ready);
+        bool probing = Trusted is null;
+        if (probing) _probe = new Dictionary<int, float[]?[]>();
+        double loss;
+        Listener = probing ? Probe : OnReady;
+        ListenerFailure = null;
+        try { loss = backward(); }
+        finally { Listener = null; }
+        ListenerFailure?.Throw();
+        QueuedDuringBackward = _queued;
+        if (probing) Settle();
+        GatherStarted = Stopwatch.GetTimestamp();
+        Advance(_buffer.Count);
+        GatherEnded = Stopwatch.GetTimestamp();
+        return loss;
+    }
+
+    /// <summary>Waits until every queued bucket is reduced; a failed collective is thrown here, as it was on its thread.</summary>
+    public void Wait(CancellationToken cancellation)
+    {
+        lock (_gate)
+        {
+            while (_done < _queued && _failure is null)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                Monitor.Wait(_gate, 100);
+            }
+        }
+        _failure?.Throw();
+    }
+
+    private void OnReady(int unit)
+    {
+        if (unit >= _units || !_trusted[unit]) return;
+        _ready[unit] = true;
+        int end = _prefix;
+        while (end < _buffer.Count && _unitOf[end] >= 0 && _ready[_unitOf[end]]) end++;
+        if (end > _prefix) Advance(end);
+    }
+
+    private void Probe(int unit)
+    {
+        if (unit >= _units || _probe!.ContainsKey(unit)) return;
+        var parameters = _replicas[^1].Parameters;
+        _probe[unit] = Enumerable.Range(0, _buffer.Count).Where(position => _unitOf[position] == unit)
+            .Select(position => GradientBuffer.Snapshot(parameters[_buffer.ParameterAt(position)])).ToArray();
+    }
+
+    /// <summary>After the probe's backward: a unit is trusted when its gradients then equal what they were at its mark.</summary>
+    private void Settle()
+    {
+        var parameters = _replicas[^1].Parameters;
+        var trusted = new bool[_units];
+        foreach (var (unit, seen) in _probe!)
+        {
+            var positions = Enumerable.Range(0, _buffer.Count).Where(position => _unitOf[position] == unit).ToArray();
+            trusted[unit] = positions.Select((position, i) => (GradientBuffer.Snapshot(parameters[_buffer.ParameterAt(position)]), seen[i]))
+                .All(pair => pair.Item1 is not null && pair.Item2 is not null && pair.Item1.AsSpan().SequenceEqual(pair.Item2));
+        }
+        _trusted = trusted;
+        Trusted = trusted;
+        _probe = null;
+    }
+
+    /// <summary>Sums layout positions [_prefix, <paramref name="end"/>) into the buffer and queues every bucket now complete.</summary>
+    private void Advance(int end)
+    {
+        _buffer.Gather(_replicas, _prefix, end);
+        _prefix = end;
+        int filled = _buffer.OffsetOf(end), total = _buffer.Values.Length;
+        while (_queued * (long)_bucketElements < total)
+        {
+            int offset = _queued * _bucketElements, length = Math.Min(_bucketElements, total - offset);
+            if (offset + length > filled) break;
+            if (FirstQueuedAt == 0) FirstQueuedAt = Stopwatch.GetTimestamp();
+            _queued++;
+            _queue.Add((offset, length));
+        }
+    }
+
+    private void Serve()
+    {
+        foreach (var (offset, length) in _queue.GetConsumingEnumerable())
+        {
+            bool failed;
+            lock (_gate) failed = _failure is not null;
+            if (!failed)
+            {
+                try { _reducer.SumAcrossWorkers(_buffer.Values.Slice(offset, length)); }
+                catch (Exception ex) { lock (_gate) _failure = ExceptionDispatchInfo.Capture(ex); }
+            }
+            lock (_gate)
+            {
+                _done++;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _queue.CompleteAdding();
+        foreach (var unhook in _unhook) unhook();
+    }
+
+    /// <summary>Told a unit's number when its mark's backward runs; set only while this worker's last replica runs backward.</summary>
+    [ThreadStatic] private static Action<int>? Listener;
+    [ThreadStatic] private static ExceptionDispatchInfo? ListenerFailure;
+
+    /// <summary>The identity on a unit's input, whose backward says the unit's gradients are in.</summary>
+    private sealed class ReadyMark : autograd.SingleTensorFunction<ReadyMark>
+    {
+        public override string Name => "OrchestratorReadyMark";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            ctx.save_data("unit", vars[1]);
+            return ((Tensor)vars[0]).alias();
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            // An exception must not cross libtorch's engine (it ends the process): it is kept and thrown after backward.
+            try { Listener?.Invoke((int)ctx.get_data("unit")); }
+            catch (Exception ex) { ListenerFailure ??= ExceptionDispatchInfo.Capture(ex); }
+            return [grad_output, null!];   // one gradient per argument: the input's passes through, the unit number has none
+        }
+    }
+}
