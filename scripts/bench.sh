@@ -23,8 +23,8 @@
 #    mid-epoch and time, from the coordinator's log, the kill to the job runner's reaction (failure
 #    detection) and to training again on a new ring from the latest checkpoint (target <= 15 s).
 # 6. reduction overlapped with backward: the example transformer's training steps on a 2-rank ring over the tcp
-#    link throttled to an emulated bandwidth and latency (BENCH_THROTTLE_MBS, default 120 MB/s; 1 ms), with
-#    256 KiB buckets, reduced while backward runs against after it: samples/s, communication share, and the
+#    link throttled to an emulated bandwidth and latency (BENCH_THROTTLE_MBS, default 180 MB/s; 1 ms), with
+#    1 MiB buckets, reduced while backward runs against after it: samples/s, communication share, and the
 #    step-time ratio (the bandwidth is meant to make the unoverlapped communication share about 0.35).
 # BENCH_ONLY=1,2 runs a subset.
 set -euo pipefail
@@ -333,15 +333,15 @@ fi
 
 if want 6; then
 echo
-mbs="${BENCH_THROTTLE_MBS:-120}"
-echo "== 6. reduction overlapped with backward: the transformer on 2 ranks, tcp link throttled to $mbs MB/s and 1 ms, 256 KiB buckets (median of $reps) =="
+mbs="${BENCH_THROTTLE_MBS:-180}"
+echo "== 6. reduction overlapped with backward: the transformer on 2 ranks, tcp link throttled to $mbs MB/s and 1 ms, 1 MiB buckets (median of $reps) =="
 for overlap in false true; do
   cat >"$work/overlap-$overlap.json" <<JOB
 { "name": "bench-overlap", "workload": { "package": "$ORCH_ROOT/examples/CharTransformer/bin/Release/net10.0",
   "type": "Examples.CharTransformer.CharLanguageModel", "args": { "text": "$corpus" } },
   "workers": 2, "epochs": 100, "maxSteps": 60, "batchSizePerDevice": 8,
   "optimizer": { "type": "adamw", "lr": 0.002, "weightDecay": 0.01, "clipGradNorm": 1.0 },
-  "allReduce": { "transport": "tcp", "bucketBytes": 262144, "overlap": $overlap } }
+  "allReduce": { "transport": "tcp", "bucketBytes": 1048576, "overlap": $overlap } }
 JOB
   : >"$work/overlap-$overlap.jsonl"
 done
