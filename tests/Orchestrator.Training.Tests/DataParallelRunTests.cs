@@ -70,13 +70,14 @@ public sealed class DataParallelRunTests
     /// bf16 on the "wire": the same weights, and most buckets left before backward ended.
     /// </summary>
     [Theory]
-    [InlineData("none")]
-    [InlineData("bf16")]
-    public void Buckets_reduced_while_backward_runs_give_the_bytes_of_reducing_after_it_and_of_run(string compression)
+    [InlineData("none", 1)]
+    [InlineData("bf16", 1)]
+    [InlineData("none", 2)]   // two local replicas: the marks are on the last one's modules, the buffer sums both
+    public void Buckets_reduced_while_backward_runs_give_the_bytes_of_reducing_after_it_and_of_run(string compression, int devices)
     {
         JobSpec Transformer(bool overlap) => JobSpecParser.Parse($$"""
             { "name": "ov", "workload": { "package": "{{Orchestrator.TestSupport.Packages.Example("CharTransformer")}}", "type": "Examples.CharTransformer.CharLanguageModel",
-              "args": { "layers": 2, "width": 32, "heads": 2, "context": 16 } }, "workers": 2, "maxSteps": 12, "batchSizePerDevice": 4, "seed": 5,
+              "args": { "layers": 2, "width": 32, "heads": 2, "context": 16 } }, "workers": 2, "devicesPerWorker": {{devices}}, "maxSteps": 12, "batchSizePerDevice": 4, "seed": 5,
               "optimizer": { "type": "adamw", "lr": 0.003, "clipGradNorm": 1.0 },
               "allReduce": { "bucketBytes": 16384, "compression": "{{compression}}", "overlap": {{(overlap ? "true" : "false")}} } }
             """);
@@ -89,7 +90,7 @@ public sealed class DataParallelRunTests
             var threads = Enumerable.Range(0, 2).Select(rank => new Thread(() =>
             {
                 set_num_threads(1);
-                results[rank] = DataParallelRun.Run(job, loaded.Workload, [CPU], new WorkerPlacement(rank, 2, 1), reducer.For(rank),
+                results[rank] = DataParallelRun.Run(job, loaded.Workload, Enumerable.Repeat(CPU, devices).ToArray(), new WorkerPlacement(rank, 2, devices), reducer.For(rank),
                     rank == 0 ? Path.Combine(dir, name + ".safetensors") : null);
             })).ToArray();
             foreach (var t in threads) t.Start();
