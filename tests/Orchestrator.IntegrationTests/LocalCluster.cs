@@ -211,7 +211,7 @@ public sealed class LocalCluster : IDisposable
     /// <summary>
     /// Waits until every one of <paramref name="workers"/> is a registered, idle worker (then a few seconds more, as
     /// <see cref="WaitUntilSettled"/>), starting again any that exited meanwhile, as a service manager would. Returns the
-    /// workers it started.
+    /// workers it started, each with the line of its log that says why it had gone.
     /// </summary>
     public IReadOnlyList<string> SettleRestartingExited(IReadOnlyList<string> workers, TimeSpan timeout)
     {
@@ -219,7 +219,13 @@ public sealed class LocalCluster : IDisposable
         var restarted = new List<string>();
         while (true)
         {
-            foreach (var worker in workers.Where(w => !IsRunning(w))) { restarted.Add(worker); Start(worker); }
+            foreach (var worker in workers.Where(w => !IsRunning(w)))
+            {
+                // Why it went, from its own log (Akka's shutdown reason and exit code, or a crash), so a run that needed this says so.
+                var why = Log(worker).Split('\n').LastOrDefault(l => l.Contains("Exiting with") || l.Contains("Unhandled exception") || l.Contains("CoordinatedShutdown"));
+                restarted.Add($"{worker} ({why?.Trim() ?? "its log names no reason"})");
+                Start(worker);
+            }
             var registered = Json("workers").EnumerateArray().ToList();
             var idle = registered.Where(w => w.GetProperty("status").GetString() == "idle").Select(w => w.GetProperty("node").GetString()).ToHashSet();
             if (registered.Count == workers.Count && workers.All(w => idle.Contains(Address(w)))) break;

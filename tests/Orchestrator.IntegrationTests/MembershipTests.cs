@@ -23,12 +23,23 @@ public sealed class MembershipTests(MembershipCluster fixture) : IClassFixture<M
     private readonly LocalCluster _cluster = fixture.Cluster;
     private static readonly string[] AllWorkers = ["worker-1", "worker-2", "worker-3", "worker-4"];
 
+    /// <summary>
+    /// All four workers registered and idle, starting again any that exited, as their service manager would: a worker that
+    /// rejoins while a peer still holds its old incarnation's association can fail its TLS handshake and be shut down by
+    /// Akka (exit 79), or be marked down as unreachable and exit (3); docs/membership.md says why, and the run says so.
+    /// </summary>
+    private void Settle()
+    {
+        var restarted = _cluster.SettleRestartingExited(AllWorkers, TimeSpan.FromSeconds(150));
+        if (restarted.Count > 0) Console.WriteLine($"started again after exiting: {string.Join("; ", restarted)}");
+    }
+
     private static string Job(string name, int maxSteps) => Jobs.Mlp(name, maxSteps: maxSteps, workers: 2, batch: 32, seed: "42", checkpointEvery: 100);
 
     [Fact]
     public void Three_of_four_workers_killed_within_2_s_during_a_job_leave_the_coordinator_up_and_the_job_completes_when_they_return()
     {
-        _cluster.WaitUntilSettled(4, TimeSpan.FromSeconds(120));
+        Settle();
         var coordinatorPid = _cluster.Pid("coordinator");
         var coordinatorLog = _cluster.Log("coordinator").Length;
         var id = _cluster.Submit(Job("it-three-of-four", maxSteps: 800));
@@ -56,7 +67,7 @@ public sealed class MembershipTests(MembershipCluster fixture) : IClassFixture<M
         Assert.True(_cluster.IsRunning("coordinator") && _cluster.Pid("coordinator") == coordinatorPid, "the coordinator went down");
         Assert.DoesNotContain("marking " + _cluster.Address("coordinator"), _cluster.Log("coordinator")[coordinatorLog..]);
         Assert.Single(_cluster.Json("list").EnumerateArray(), j => j.GetProperty("id").GetString() == id);
-        _cluster.WaitUntilSettled(4, TimeSpan.FromSeconds(120));
+        Settle();
     }
 
     [Fact]
@@ -68,7 +79,7 @@ public sealed class MembershipTests(MembershipCluster fixture) : IClassFixture<M
         var outcomes = new List<string>();
         for (var i = 0; i < durations.Count; i++)
         {
-            _cluster.WaitUntilSettled(4, TimeSpan.FromSeconds(120));
+            Settle();
             var id = _cluster.Submit(Job($"it-freeze-{durations[i]}", maxSteps: 600));
             var running = _cluster.WaitFor(id, s => s.GetProperty("state").GetString() == "Running" && s.GetProperty("step").GetInt64() > 100, JobTimeout);
             var busy = running.GetProperty("workers").EnumerateArray().Select(w => _cluster.NodeAt(w.GetString()!)).ToList();
@@ -99,7 +110,7 @@ public sealed class MembershipTests(MembershipCluster fixture) : IClassFixture<M
     public void A_coordinator_cut_off_from_every_worker_for_30_s_keeps_its_queue_and_the_cluster_ends_with_it_and_its_workers()
     {
         // No standby coordinator: the coordinator marks every worker down and stays up (docs/membership.md, rule 5).
-        _cluster.WaitUntilSettled(4, TimeSpan.FromSeconds(120));
+        Settle();
         var coordinatorPid = _cluster.Pid("coordinator");
         var coordinatorLog = _cluster.Log("coordinator").Length;
         var id = _cluster.Submit(Job("it-cut-off", maxSteps: 600));
