@@ -61,6 +61,8 @@ public sealed class RingAllReduce
 
     public RingTopology Ring => _ring;
 
+    public CollectiveOptions Options => _options;
+
     /// <summary>Messages dropped because they belonged to an older generation or an earlier collective.</summary>
     public long StaleDropped { get { lock (_gate) return _staleDropped; } }
     private long _staleDropped;

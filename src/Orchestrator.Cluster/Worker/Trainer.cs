@@ -336,7 +336,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         {
             var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
             _linkEnd!.Connect(engine.Ring, _endpoints, engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
-            reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport, WireCodec.BytesPerValue(WireCodec.Parse(_spec.AllReduce.Compression)));
+            reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport, WireCodec.BytesPerValue(engine.Options.Format));
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
 

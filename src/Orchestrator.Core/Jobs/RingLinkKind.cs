@@ -15,7 +15,9 @@ public sealed record RingLinkKind(string Name, int DefaultChunkBytes, int MaxChu
     /// the .NET large-object threshold and far below Akka Remote's 256,000-byte maximum frame. A window of 16,
     /// because Akka Remote has no backpressure of its own.
     /// </summary>
-    public static readonly RingLinkKind Akka = new("akka", 64 * 1024 - 24, 64 * 1024 - 24, 16, 256);
+    public static readonly RingLinkKind Akka = new("akka", AkkaFrameChunk, AkkaFrameChunk, 16, 256);
+
+    private const int AkkaFrameChunk = 64 * 1024 - Protocol.RingChunk.HeaderBytes;
 
     /// <summary><c>tcp</c>: a socket to each neighbour; 1 MiB chunks keep it busy with few frames, a window of 4 bounds what is queued.</summary>
     public static readonly RingLinkKind Tcp = new("tcp", 1024 * 1024, 16 * 1024 * 1024, 4, 64);
