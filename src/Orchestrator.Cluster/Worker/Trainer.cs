@@ -32,7 +32,10 @@ namespace Orchestrator.Cluster.Worker;
 /// data and reports <see cref="TrainingStarted"/>; the runner answers with <see cref="BeginTraining"/>
 /// once every worker is ready, and only then does the first step run (so no chunk reaches a neighbour
 /// that is still loading). Reports go to the parent (the worker agent); the actor stops itself when
-/// the compute thread has ended, which is the agent's signal that the devices are free.
+/// the compute thread has ended (and, on rank 0, its last checkpoint has been answered for), which is
+/// the agent's signal that the devices are free. Checkpoints travel in children of their own:
+/// <see cref="SnapshotUploader"/> (rank 0's snapshots to the store) and <see cref="SnapshotDownloader"/>
+/// (the one a resumed job starts from).
 /// </summary>
 public sealed class Trainer : ReceiveActor, IWithTimers
 {
@@ -49,10 +52,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     private readonly TaskCompletionSource<TrainingSnapshot?> _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<string?> _packageFolder = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly PackageSource _packages;
-    private SnapshotAssembly? _download;
-    private string _downloadId = "";
-    private bool _uploading;
-    private UploadSnapshot? _waiting;
+    private readonly IActorRef? _uploader;   // rank 0's SnapshotUploader, where the job has a checkpoint store
     private readonly IActorRef _self;   // for the compute thread, which has no actor context
     private TrainingCompleted? _completedWhenUploaded;
     private RingAllReduce? _engine;
@@ -94,6 +94,9 @@ public sealed class Trainer : ReceiveActor, IWithTimers
                 rank => provider.ResolveActorRef(TrainerPath(start.Peers[rank])), self));
         }
         var endpoint = _linkEnd?.Endpoint ?? "";
+        // Made before the compute thread starts, which hands it the snapshots it captures.
+        if (start.Rank == 0 && start.CheckpointStore.Length > 0)
+            _uploader = Context.ActorOf(SnapshotUploader.Props(Store(), start.JobId, start.SpecJson), "upload");
 
         Task.Factory.StartNew(() => Train(parent, outputDir, endpoint, _cancel.Token),
                 CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
@@ -135,30 +138,17 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         });
         Receive<TrainingCompleted>(done =>
         {
-            if (_uploading) { _completedWhenUploaded = done; return; }   // the last checkpoint is still on its way
-            FlushLog();
-            parent.Tell(done);
-            Context.Stop(Self);
+            if (_uploader is null) { Complete(done); return; }
+            _completedWhenUploaded = done;   // the last checkpoint may still be on its way
+            _uploader.Tell(SnapshotUploader.TellWhenIdle.Instance);
         });
-        Receive<UploadSnapshot>(Upload);
-        Receive<TransferDone>(OnTransferDone);
-        Receive<SnapshotOffer>(offer =>
+        Receive<SnapshotUploader.Idle>(_ =>
         {
-            if (offer.TransferId != _downloadId || !FromStore()) return;
-            try { _download = new SnapshotAssembly(offer); }
-            catch (InvalidDataException ex) { _resume.TrySetException(new CheckpointInvalidException(ex.Message)); }
+            if (_completedWhenUploaded is { } done) Complete(done);
         });
-        Receive<SnapshotChunk>(chunk =>
-        {
-            if (chunk.TransferId != _downloadId || _download is null || !FromStore()) return;
-            _download.Add(chunk);
-            Sender.Tell(new SnapshotChunkAck(chunk.TransferId, chunk.Offset));
-            if (!_download.IsComplete) return;
-            Sender.Tell(new TransferDone(chunk.TransferId, true, "received"));
-            try { _resume.TrySetResult(_download.Build(_spec.Name, _spec.Model)); }
-            catch (InvalidDataException ex) { _resume.TrySetException(new CheckpointInvalidException($"checkpoint at step {_start.ResumeStep}: {ex.Message}")); }
-            _download = null;
-        });
+        Receive<SnapshotUploader.JobNote>(n => Note(n.Level, n.Text));
+        Receive<SnapshotDownloader.Downloaded>(d => _resume.TrySetResult(d.Snapshot));
+        Receive<SnapshotDownloader.Failed>(f => _resume.TrySetException(new CheckpointInvalidException(f.Reason)));
         Receive<Packages.PackageFetcher.Fetched>(f =>
         {
             Note(LogLevel.InfoLevel, $"package sha256:{f.Sha256} fetched into {f.Folder}");
@@ -194,8 +184,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             _resume.TrySetException(new CheckpointInvalidException($"the job resumes from step {_start.ResumeStep} but no checkpoint store was given"));
             return;
         }
-        _downloadId = SnapshotTransfer.NewId();
-        Store().Tell(new FetchCheckpoint(_downloadId, _start.JobId, _start.ResumeStep));
+        Context.ActorOf(SnapshotDownloader.Props(Store(), _start.JobId, _start.ResumeStep, _spec.Name, _spec.Model), "download");
     }
 
     /// <summary>An uploaded package comes from this node's cache, or is fetched into it from the coordinator first.</summary>
@@ -218,50 +207,13 @@ public sealed class Trainer : ReceiveActor, IWithTimers
 
     private IActorRef Store() => ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(_start.CheckpointStore);
 
-    /// <summary>
-    /// Rank 0's snapshot, captured on the compute thread: sent from here in chunks, never holding up
-    /// training. One transfer at a time, so checkpoints are committed in step order; while one is on
-    /// its way, only the newest snapshot waits (an older waiting one is dropped, with a log line).
-    /// </summary>
-    private void Upload(UploadSnapshot upload)
+    /// <summary>Training has ended and nothing of it is still on its way: report to the agent and stop (which frees the devices).</summary>
+    private void Complete(TrainingCompleted done)
     {
-        if (_start.CheckpointStore.Length == 0) return;
-        if (_uploading)
-        {
-            if (_waiting is { } dropped)
-                Note(LogLevel.WarningLevel, $"checkpoint at step {dropped.Snapshot.Position.Step} skipped: the one before it is still being sent, and a newer one is ready");
-            _waiting = upload;
-            return;
-        }
-        var (offer, payload) = SnapshotTransfer.Pack(SnapshotTransfer.NewId(), _start.JobId, _start.SpecJson, upload.Snapshot);
-        Context.ActorOf(SnapshotSender.Props(Store(), offer, payload));
-        _uploading = true;
+        FlushLog();
+        Context.Parent.Tell(done);
+        Context.Stop(Self);
     }
-
-    private void OnTransferDone(TransferDone done)
-    {
-        if (done.TransferId == _downloadId)
-        {
-            if (!done.Ok) _resume.TrySetException(new CheckpointInvalidException(done.Detail));
-            return;
-        }
-        _uploading = false;
-        // A failed write is reported to the job's status by the store; here it only needs a log line.
-        if (!done.Ok) Note(LogLevel.WarningLevel, $"checkpoint not stored: {done.Detail}");
-        if (_waiting is { } next)
-        {
-            _waiting = null;
-            Upload(next);
-            return;
-        }
-        if (_completedWhenUploaded is { } completed)
-        {
-            FlushLog();
-            Context.Parent.Tell(completed);
-            Context.Stop(Self);
-        }
-    }
-
 
     protected override void PostStop()
     {
@@ -310,10 +262,6 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     {
         foreach (var batch in _jobLog.TakeAll(_start.JobId)) Context.Parent.Tell(batch, _self);
     }
-
-    /// <summary>A download's offer and chunks come from the checkpoint actor this job was given.</summary>
-    private bool FromStore() =>
-        Senders.IsLocal(Sender) || (ActorPath.TryParse(_start.CheckpointStore, out var store) && store.Address.Equals(Sender.Path.Address));
 
     private string TrainerPath(string node) => $"{node}/user/{WorkerAgent.Name}/{ActorName(_start.JobId, _start.Generation)}";
 
@@ -366,7 +314,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         var weights = _start.Rank == 0 ? Path.Combine(outputDir, "weights.safetensors") : null;
         _trace.Completed = (traceId, spans) => _self.Tell(new TraceFinished(traceId, spans));
         var hooks = new CheckpointHooks(_start.Generation, resume,
-            OnSnapshot: _start.Rank == 0 ? snapshot => _self.Tell(new UploadSnapshot(snapshot)) : null,
+            OnSnapshot: _uploader is { } uploader ? snapshot => uploader.Tell(new SnapshotUploader.Upload(snapshot)) : null,
             OnDigest: (step, digest) => parent.Tell(new CheckpointDigest(_start.JobId, _node, step, digest), _self),
             Trace: _settings.StepTrace ? _trace : null);
         var result = DataParallelRun.Run(_spec, workload.Workload, devices, placement, reducer, weights, progress, cancellation, hooks);
@@ -428,8 +376,6 @@ public sealed class Trainer : ReceiveActor, IWithTimers
     {
         public static readonly FlushJobLog Instance = new();
     }
-
-    private sealed record UploadSnapshot(TrainingSnapshot Snapshot);
 }
 
 /// <summary>Where a trainer gets an uploaded package: this node's cache, else the package store at <paramref name="ServerPath"/>.</summary>

@@ -80,7 +80,7 @@ public sealed class OverlappedReduction : IDisposable
             foreach (var p in own)
                 if (parameterIndex.TryGetValue(p.Handle, out var index) && unitOfParameter[index] < 0) unitOfParameter[index] = unit;
             int id = unit++;
-            var hook = unitModule.register_forward_pre_hook((_, input) => Listener is null || !_armed[id] || !input.requires_grad ? input : ReadyMark.apply(input, id));
+            var hook = unitModule.register_forward_pre_hook((_, input) => Listener is null || !_armed![id] || !input.requires_grad ? input : ReadyMark.apply(input, id));
             _unhook.Add(() => hook.remove());
         }
         _units = unit;
