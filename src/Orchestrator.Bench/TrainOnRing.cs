@@ -15,14 +15,9 @@ public static class TrainOnRing
     {
         set_num_threads(1);
         using var loaded = LoadedWorkload.Load(job);
-        var result = DataParallelRun.Run(job, loaded.Workload, [CPU], new WorkerPlacement(rank, world, 1), new Reducer(engine), weightsPath: null);
+        var result = DataParallelRun.Run(job, loaded.Workload, [CPU], new WorkerPlacement(rank, world, 1), new RingGradientReducer(engine, CancellationToken.None), weightsPath: null);
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"overlap\":{(job.AllReduce.Overlap ? "true" : "false")},\"steps\":{result.Steps},\"samplesPerSecond\":{result.SamplesPerSecond * world:F1}," +
             $"\"communicationShare\":{result.CommunicationShare:F3},\"buckets\":{result.Buckets},\"bucketsEarly\":{result.BucketsEarly}}}");
-    }
-
-    private sealed class Reducer(RingAllReduce engine) : IGradientReducer
-    {
-        public void SumAcrossWorkers(Memory<float> gradients) => engine.AllReduce(gradients);
     }
 }

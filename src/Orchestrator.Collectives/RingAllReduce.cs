@@ -28,8 +28,12 @@ namespace Orchestrator.Collectives;
 /// travels around the ring so that every rank learns it. After a failure the instance is finished:
 /// the ring is re-formed with a new generation and a new instance.
 ///
-/// Calls to <see cref="AllReduce"/> must not overlap; every rank calls it the same number of times
-/// with buffers of the same length. <see cref="Deliver"/> may be called from any thread.
+/// Several buckets may be on the ring at once (<see cref="CollectiveOptions.InFlight"/>): <see cref="AllReduce"/>
+/// starts the next bucket while the one before finishes, and a caller that produces buckets over time (gradients
+/// during backward) uses <see cref="Begin"/> and <see cref="Await"/>. Collectives are numbered in the order they
+/// begin, and every rank begins the same buckets in the same order; each keeps its own chunks, credits and
+/// sequence, so their chunks may interleave on a link. One thread calls <see cref="AllReduce"/>, <see cref="Begin"/>
+/// and <see cref="Await"/>; <see cref="Deliver"/> may be called from any thread.
 /// </summary>
 public sealed class RingAllReduce
 {
@@ -39,10 +43,12 @@ public sealed class RingAllReduce
     private readonly object _gate = new();
     // Messages for a collective this rank has not started yet (a fast neighbour is allowed to be ahead).
     private readonly List<IRingMessage> _early = [];
-    private Collective? _active;
+    private readonly Dictionary<long, Collective> _active = [];   // begun and not yet awaited to its end, by number
     private Collective? _finished;   // the last collective that ended here: a late abort for it still counts
-    private long _collective;
+    private long _collective;        // the number of the newest collective begun
     private string? _failure;
+    // Every rank's diagnosis heard by this one, by origin rank: the ring fails as a whole, whichever collective saw it.
+    private readonly Dictionary<int, RingAbort> _reports = [];
     // Widened values of a 16-bit chunk before they are added, and rounding room; used under the lock only.
     private readonly float[] _decoded;
     private readonly byte[] _rounding;
@@ -74,8 +80,8 @@ public sealed class RingAllReduce
     /// <summary>Messages held for the next collective (bounded by <see cref="MaxEarly"/>).</summary>
     public int EarlyCount { get { lock (_gate) return _early.Count; } }
 
-    // A neighbour one collective ahead sends at most a window of chunks and its credits and aborts.
-    private int MaxEarly => 4 * _options.Window + 8;
+    // A neighbour ahead by the collectives it may have in flight sends, for each, at most a window of chunks and its credits and aborts.
+    private int MaxEarly => _options.InFlight * (4 * _options.Window + 8);
 
     /// <summary>Called by the link for every message from a neighbour; handles it on the calling thread.</summary>
     public void Deliver(IRingMessage message)
@@ -90,21 +96,22 @@ public sealed class RingAllReduce
             }
             if (message.Generation == _ring.Generation)
             {
-                if (_active is { } active && message.Collective == active.Id)
+                if (_active.TryGetValue(message.Collective, out var active))
                 {
                     active.Handle(message);
                     WakeCallerIfOver(active);
                     return;
                 }
-                // A neighbour may be one collective ahead, never more (the next needs this rank), and only by
-                // what its window lets it send: anything beyond that is dropped, so the buffer stays bounded.
-                if (message.Collective == _collective + 1 && _early.Count < MaxEarly)
+                // A neighbour may be ahead by the collectives it may have in flight, never more (it begins one only
+                // when an earlier one has ended, which needs this rank), and only by what its windows let it send:
+                // anything beyond that is dropped, so the buffer stays bounded.
+                if (message.Collective > _collective && message.Collective <= _collective + _options.InFlight && _early.Count < MaxEarly)
                 {
                     _early.Add(message);
                     return;
                 }
                 // A neighbour failed a collective that ended here: pass the word on, and fail the next call.
-                if (message is RingAbort && _finished is { } finished && message.Collective == finished.Id)
+                if (message is RingAbort && _finished is { } finished && message.Collective <= _collective)
                 {
                     finished.Handle(message);
                     return;
@@ -125,7 +132,7 @@ public sealed class RingAllReduce
     public Memory<float> LandingZone(int generation, long collective, int sequence, int bytes)
     {
         lock (_gate)
-            return generation == _ring.Generation && _active is { } active && active.Id == collective
+            return generation == _ring.Generation && _active.TryGetValue(collective, out var active)
                 ? active.LandingZone(sequence, bytes)
                 : default;
     }
@@ -135,7 +142,7 @@ public sealed class RingAllReduce
     {
         lock (_gate)
         {
-            if (generation != _ring.Generation || _active is not { } active || active.Id != collective) return;
+            if (generation != _ring.Generation || !_active.TryGetValue(collective, out var active)) return;
             active.Landed(sequence);
             WakeCallerIfOver(active);
         }
@@ -147,51 +154,114 @@ public sealed class RingAllReduce
         if (active.IsDone || _failure is not null) Monitor.PulseAll(_gate);
     }
 
-    /// <summary>Sums <paramref name="data"/> element-wise across the ring, in place, bucket by bucket.</summary>
+    /// <summary>
+    /// Sums <paramref name="data"/> element-wise across the ring, in place, bucket by bucket, with up to
+    /// <see cref="CollectiveOptions.InFlight"/> buckets on the ring at once.
+    /// </summary>
     /// <exception cref="ArgumentException">The data is not in a managed array (the link may read it after a failure).</exception>
     public void AllReduce(Memory<float> data, CancellationToken cancellation = default)
     {
         if (!MemoryMarshal.TryGetArray<float>(data, out _))
             throw new ArgumentException("all-reduce data must live in a managed array: the link borrows it", nameof(data));
-        lock (_gate)
-            if (_failure is not null)
-                throw new CollectiveFailedException($"this ring (generation {_ring.Generation}) already failed: {_failure}", _finished?.Missing() ?? []);
+        lock (_gate) ThrowIfFailed();
         if (_ring.Size == 1) return;
+        var pending = new Queue<long>(_options.InFlight);
         int bucket = 0;
         for (int start = 0; start < data.Length; start += _options.BucketElements, bucket++)
         {
-            var began = BucketDone is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-            var slice = data.Slice(start, Math.Min(_options.BucketElements, data.Length - start));
-            Run(slice, cancellation);
-            BucketDone?.Invoke(bucket, slice.Length, began, System.Diagnostics.Stopwatch.GetTimestamp());
+            if (pending.Count == _options.InFlight) Await(pending.Dequeue(), cancellation);
+            pending.Enqueue(Begin(data.Slice(start, Math.Min(_options.BucketElements, data.Length - start)), bucket, cancellation));
+        }
+        while (pending.Count > 0) Await(pending.Dequeue(), cancellation);
+    }
+
+    /// <summary>
+    /// Told after each bucket's reduction, on the thread that awaited it: the bucket's index (in its all-reduce, or as given
+    /// to <see cref="Begin"/>), its elements, and when it began and ended (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>).
+    /// For the step trace; null costs nothing.
+    /// </summary>
+    public Action<int, int, long, long>? BucketDone { get; set; }
+
+    /// <summary>
+    /// Begins summing <paramref name="bucket"/> across the ring and returns its collective's number at once; the link
+    /// reads and writes the bucket until <see cref="Await"/> says it is done. At most <see cref="CollectiveOptions.InFlight"/>
+    /// may be begun and not yet awaited to their end.
+    /// </summary>
+    public long Begin(Memory<float> bucket, int index = 0, CancellationToken cancellation = default)
+    {
+        if (!MemoryMarshal.TryGetArray<float>(bucket, out _))
+            throw new ArgumentException("all-reduce data must live in a managed array: the link borrows it", nameof(bucket));
+        cancellation.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            ThrowIfFailed();
+            if (_active.Count >= _options.InFlight)
+                throw new InvalidOperationException($"{_active.Count} collectives are in flight already, the most allowed (await one first)");
+            var collective = new Collective(this, ++_collective, bucket) { Index = index, Began = BucketDone is null ? 0 : Stopwatch.GetTimestamp() };
+            _active[collective.Id] = collective;
+            collective.Start();
+            return collective.Id;
         }
     }
 
     /// <summary>
-    /// Told after each bucket's reduction, on the caller's thread: the bucket's index in this all-reduce, its elements, and
-    /// when it began and ended (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>). For the step trace; null costs nothing.
+    /// Waits until collective <paramref name="id"/> is done (true), or until <paramref name="yieldWhen"/>, checked whenever
+    /// the engine is woken (by a message or <see cref="Nudge"/>), says the caller has something else to do (false: the
+    /// collective goes on; await it again). A failed ring throws <see cref="CollectiveFailedException"/>, naming the missing rank(s).
     /// </summary>
-    public Action<int, int, long, long>? BucketDone { get; set; }
-
-    private void Run(Memory<float> bucket, CancellationToken cancellation)
+    public bool Await(long id, CancellationToken cancellation = default, Func<bool>? yieldWhen = null)
     {
-        cancellation.ThrowIfCancellationRequested();
         using var wake = cancellation.Register(() => { lock (_gate) Monitor.PulseAll(_gate); });
+        Collective? collective;
         lock (_gate)
         {
-            var collective = new Collective(this, ++_collective, bucket);
-            _active = collective;
+            if (!_active.TryGetValue(id, out collective))
+            {
+                ThrowIfFailed();
+                throw new ArgumentException($"collective {id} is not in flight", nameof(id));
+            }
+            bool ended = true;   // also when it failed or was cancelled: it is over either way
             try
             {
-                collective.Start();
-                collective.Wait(cancellation);
+                ended = collective.Wait(cancellation, yieldWhen);
+                if (!ended) return false;
             }
             finally
             {
-                _active = null;
-                _finished = collective;
+                if (ended)
+                {
+                    _active.Remove(id);
+                    _finished = collective;
+                }
             }
         }
+        BucketDone?.Invoke(collective.Index, collective.Length, collective.Began, Stopwatch.GetTimestamp());
+        return true;
+    }
+
+    /// <summary>Wakes a caller waiting in <see cref="Await"/> to check its <c>yieldWhen</c>.</summary>
+    public void Nudge()
+    {
+        lock (_gate) Monitor.PulseAll(_gate);
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null)
+            throw new CollectiveFailedException($"this ring (generation {_ring.Generation}) already failed: {_failure}", Missing());
+    }
+
+    /// <summary>
+    /// A rank that sent a report is alive, whatever its neighbours suspected of it; direct evidence,
+    /// where any rank has it, outweighs stalls that may have spread around the ring.
+    /// </summary>
+    private int[] Missing()
+    {
+        var alive = _reports.Keys.ToHashSet();
+        var evidence = _reports.Values.Any(r => r.Certain) ? _reports.Values.Where(r => r.Certain) : _reports.Values;
+        var suspected = evidence.SelectMany(r => r.SuspectRanks).Distinct().ToList();
+        var missing = suspected.Where(r => !alive.Contains(r)).ToList();
+        return (missing.Count == 0 ? suspected : missing).Order().ToArray();
     }
 
     private void Drop(IRingMessage message)
@@ -208,7 +278,6 @@ public sealed class RingAllReduce
         private long _lastProgress = Stopwatch.GetTimestamp();
         private int _uncredited;
         private int _landing = -1;   // the chunk a link is reading straight into the bucket
-        private readonly Dictionary<int, RingAbort> _reports = new();
 
         // Credits go back in batches of a quarter window (fewer messages), and always for the last chunk.
         private int CreditBatch => engine._options.EffectiveCreditBatch;
@@ -216,6 +285,9 @@ public sealed class RingAllReduce
         private int WireBytes(int values) => values * WireCodec.BytesPerValue(Format);
 
         public long Id => id;
+        public int Index { get; init; }
+        public long Began { get; init; }
+        public int Length => bucket.Length;
         // Done when every chunk is in and every chunk sent was acknowledged: the link may still be reading an
         // unacknowledged chunk's values from the bucket, which the caller is free to change once this returns.
         public bool IsDone => _applied == _plan.Incoming.Count && _sent == _plan.Outgoing.Count && _acknowledged == _sent;
@@ -236,11 +308,15 @@ public sealed class RingAllReduce
             SendReady();
         }
 
-        /// <summary>Until done, failed, cancelled, or a whole deadline without progress (then: diagnose and fail).</summary>
-        public void Wait(CancellationToken cancellation)
+        /// <summary>
+        /// Until done (true), failed, cancelled, or a whole deadline without progress (then: diagnose and fail), or until
+        /// <paramref name="yieldWhen"/> holds (false).
+        /// </summary>
+        public bool Wait(CancellationToken cancellation, Func<bool>? yieldWhen)
         {
             while (!IsDone && engine._failure is null)
             {
+                if (yieldWhen?.Invoke() == true) return false;
                 if (cancellation.IsCancellationRequested)
                 {
                     // The neighbours hear why, instead of waiting out their deadline and blaming a live rank, and
@@ -257,7 +333,7 @@ public sealed class RingAllReduce
                 }
                 Monitor.Wait(engine._gate, remaining);
             }
-            if (engine._failure is null) return;
+            if (engine._failure is null) return true;
             // Listen a little for the other ranks' reports (handled by Deliver meanwhile): the rank next to a
             // dead peer knows best.
             var until = Stopwatch.GetTimestamp() + (long)(engine._options.AbortGrace.TotalSeconds * Stopwatch.Frequency);
@@ -267,6 +343,7 @@ public sealed class RingAllReduce
                 Monitor.Wait(engine._gate, TimeSpan.FromSeconds((until - now) / (double)Stopwatch.Frequency));
             }
             Throw();
+            return true;
         }
 
         public void Handle(IRingMessage message)
@@ -417,7 +494,7 @@ public sealed class RingAllReduce
         private void Fail(string report, int[] suspects, bool certain = true)
         {
             var abort = new RingAbort(Generation, id, Ring.Rank, Ring.Rank, report, suspects, certain);
-            _reports[Ring.Rank] = abort;
+            engine._reports[Ring.Rank] = abort;
             engine._link.SendRight(abort);
             if (Ring.Left != Ring.Right) engine._link.SendLeft(abort);
             engine._failure = report;
@@ -427,8 +504,8 @@ public sealed class RingAllReduce
         {
             var report = abort.Report ?? "(no report)";   // from the network: normalised, bounded
             abort = abort with { Report = report.Length > RingAdmission.MaxReportChars ? report[..RingAdmission.MaxReportChars] : report, SuspectRanks = abort.SuspectRanks ?? [] };
-            if (_reports.ContainsKey(abort.OriginRank)) return;
-            _reports[abort.OriginRank] = abort;
+            if (engine._reports.ContainsKey(abort.OriginRank)) return;
+            engine._reports[abort.OriginRank] = abort;
             // Pass it on, away from where it came from, so that it reaches every rank of a broken ring.
             var forwarded = abort with { FromRank = Ring.Rank };
             if (abort.FromRank == Ring.Left) engine._link.SendRight(forwarded);
@@ -436,24 +513,11 @@ public sealed class RingAllReduce
             engine._failure ??= abort.Report;
         }
 
-        /// <summary>
-        /// A rank that sent a report is alive, whatever its neighbours suspected of it; direct evidence,
-        /// where any rank has it, outweighs stalls that may have spread around the ring.
-        /// </summary>
-        public int[] Missing()
-        {
-            var alive = _reports.Keys.ToHashSet();
-            var evidence = _reports.Values.Any(r => r.Certain) ? _reports.Values.Where(r => r.Certain) : _reports.Values;
-            var suspected = evidence.SelectMany(r => r.SuspectRanks).Distinct().ToList();
-            var missing = suspected.Where(r => !alive.Contains(r)).ToList();
-            return (missing.Count == 0 ? suspected : missing).Order().ToArray();
-        }
-
         private void Throw()
         {
-            var missing = Missing();
+            var missing = engine.Missing();
             var names = missing.Length == 0 ? "unknown" : string.Join(", ", missing.Select(Ring.Describe));
-            var reports = string.Join("; ", _reports.Values.OrderBy(r => r.OriginRank).Select(r => $"rank {r.OriginRank}: {r.Report}"));
+            var reports = string.Join("; ", engine._reports.Values.OrderBy(r => r.OriginRank).Select(r => $"rank {r.OriginRank}: {r.Report}"));
             throw new CollectiveFailedException(
                 $"all-reduce failed on {Ring.Describe(Ring.Rank)} (ring generation {Generation}, collective {id}); missing: {names}. Reports: {reports}",
                 missing);

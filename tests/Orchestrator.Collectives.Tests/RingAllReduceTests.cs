@@ -6,8 +6,8 @@ namespace Orchestrator.Collectives.Tests;
 public class RingAllReduceTests
 {
     private static CollectiveOptions Options(int bucketBytes = 4 * 1024 * 1024, int chunkBytes = 64 * 1024, int window = 16, int deadlineMs = 5000, int graceMs = 300,
-        WireFormat format = WireFormat.Float32, int creditBatch = 0) =>
-        new(bucketBytes, chunkBytes, window, TimeSpan.FromMilliseconds(deadlineMs), TimeSpan.FromMilliseconds(graceMs), creditBatch, format);
+        WireFormat format = WireFormat.Float32, int creditBatch = 0, int inFlight = 2) =>
+        new(bucketBytes, chunkBytes, window, TimeSpan.FromMilliseconds(deadlineMs), TimeSpan.FromMilliseconds(graceMs), creditBatch, format, inFlight);
 
     private static float[][] ArbitraryData(int ranks, int length, int seed)
     {
@@ -235,5 +235,92 @@ public class RingAllReduceTests
         ring.Engines[0].Deliver(new RingAbort(1, 1, 1, 1, "no credit from rank 0 in 30 s", [0], false));
         var failure = Assert.Throws<CollectiveFailedException>(() => ring.Engines[0].AllReduce(new float[1_000]));
         Assert.Contains("already failed: no credit from rank 0 in 30 s", failure.Message);
+    }
+
+    [Theory]
+    // ranks, buckets in flight, format: many small buckets, so that several are on the ring at once; the result does not depend on how many.
+    [InlineData(2, 1, WireFormat.Float32)]
+    [InlineData(2, 2, WireFormat.Float32)]
+    [InlineData(3, 4, WireFormat.Float32)]
+    [InlineData(3, 8, WireFormat.BFloat16)]
+    [InlineData(4, 3, WireFormat.Float16)]
+    public async Task Several_buckets_on_the_ring_at_once_end_with_the_same_bytes_as_one_at_a_time(int ranks, int inFlight, WireFormat format)
+    {
+        var data = ArbitraryData(ranks, 40_003, seed: 77 + inFlight);
+        var expected = new float[data[0].Length];
+        RingArithmetic.Reduce(data.Select(d => (float[])d.Clone()).ToArray(), 2_000 / 4, format, expected);
+        var ring = new LoopbackRing(ranks, Options(bucketBytes: 2_000, chunkBytes: 400, window: 4, format: format, inFlight: inFlight));
+        for (int round = 0; round < 3; round++)
+        {
+            var copy = data.Select(d => (float[])d.Clone()).ToArray();
+            await AssertAllSucceed(ring.RunAll(copy));
+            Assert.All(copy, d => Assert.Equal(expected, d));
+        }
+        // Each collective has its own window: never more than that many windows of chunks in flight on a link.
+        Assert.InRange(ring.MaxInFlight, 1, 4 * inFlight);
+    }
+
+    [Fact]
+    public async Task A_later_bucket_is_summed_while_an_earlier_one_is_held_up_and_the_held_one_fails_by_its_deadline()
+    {
+        var ring = new LoopbackRing(2, Options(bucketBytes: 4_000, chunkBytes: 400, deadlineMs: 1_500, graceMs: 100));
+        ring.Deliverable = (from, _, m) => !(m is RingChunk { Collective: 1 } && from == 0);   // rank 0's chunks of the first bucket never arrive
+        var data = IntegerData(2, 2_000, 12);
+        var expected = Sum(data);
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 2).Select(r => Task.Factory.StartNew(() =>
+        {
+            var engine = ring.Engines[r];
+            long first = engine.Begin(data[r].AsMemory(0, 1_000)), second = engine.Begin(data[r].AsMemory(1_000));
+            Assert.True(engine.Await(second));   // not behind the first
+            var failure = Record.Exception(() => engine.Await(first));
+            return (Second: data[r][1_000..], Failure: failure);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(outcomes, o => Assert.Equal(expected[1_000..], o.Second));
+        // Who is blamed depends on which rank's report the other hears within its grace (both suspect the other); that it is collective 1 does not.
+        Assert.All(outcomes, o => Assert.Contains("(ring generation 1, collective 1)", Assert.IsType<CollectiveFailedException>(o.Failure).Message));
+    }
+
+    [Fact]
+    public async Task An_await_yields_when_asked_and_the_collective_goes_on()
+    {
+        var ring = new LoopbackRing(2, Options(chunkBytes: 400));
+        var data = IntegerData(2, 3_000, 13);
+        var expected = Sum(data);
+        long id = ring.Engines[0].Begin(data[0]);
+        var other = 0;
+        // Rank 1 has not begun, so rank 0's collective cannot end; rank 0's caller is told to look elsewhere.
+        var yielded = Task.Factory.StartNew(() => ring.Engines[0].Await(id, yieldWhen: () => Volatile.Read(ref other) == 1),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Volatile.Write(ref other, 1);
+        ring.Engines[0].Nudge();
+        Assert.False(await yielded.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Throws<InvalidOperationException>(() =>
+        {
+            ring.Engines[0].Begin(new float[10]);   // two in flight is the most here
+            ring.Engines[0].Begin(new float[10]);
+        });
+        await AssertAllSucceed(LoopbackRing.RunEach(ring.Engines, data, ranks: [1]));
+        Assert.True(ring.Engines[0].Await(id));
+        Assert.Equal(expected, data[0]);
+        Assert.Equal(expected, data[1]);
+    }
+
+    [Theory]
+    // A chunk whose length does not fit its format and place (the first chunk rank 1 expects holds 250 float32 or 500 16-bit values: 1000 bytes).
+    [InlineData(WireFormat.Float32, 999)]
+    [InlineData(WireFormat.Float32, 2_000)]
+    [InlineData(WireFormat.BFloat16, 2_000)]   // the values as float32
+    [InlineData(WireFormat.BFloat16, 500)]
+    [InlineData(WireFormat.Float16, 1_001)]
+    public async Task A_chunk_of_the_wrong_length_for_its_format_fails_the_collective_naming_its_sender(WireFormat format, int bytes)
+    {
+        var ring = new LoopbackRing(2, Options(bucketBytes: 4_000, chunkBytes: 1_000, deadlineMs: 2_000, graceMs: 100, format: format));
+        ring.Deliverable = (from, _, _) => from != 0;   // rank 0 stays silent: only the hostile chunk comes from its side
+        var payload = RingBuffers.Rent(bytes);
+        ring.Engines[1].Deliver(new RingChunk(1, 1, 0, 0, payload, bytes));
+        var outcome = await LoopbackRing.RunEach(ring.Engines, IntegerData(2, 1_000, 14), ranks: [1])[0].WaitAsync(TimeSpan.FromSeconds(30));
+        var failure = Assert.IsType<CollectiveFailedException>(outcome);
+        Assert.Contains($"chunk 0 from rank 0 (node-0) has {bytes} bytes, expected 1000", failure.Message);
+        Assert.Equal([0], failure.MissingRanks);
     }
 }

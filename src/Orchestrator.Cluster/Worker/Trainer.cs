@@ -284,7 +284,15 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         {
             var engine = _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();
             _linkEnd!.Connect(engine.Ring, _endpoints, engine, _start.RingKey ?? [], _settings.RingConnectTimeout, cancellation);
-            reducer = new RingReducer(engine, cancellation, _spec.AllReduce.Transport, WireCodec.BytesPerValue(engine.Options.Format));
+            // Each reduction timed and counted (bytes on the wire) for the node's Prometheus metrics: two clock reads and two adds.
+            var seconds = NodeMetrics.AllReduceSeconds.WithLabels(_spec.AllReduce.Transport);
+            var bytes = NodeMetrics.AllReduceBytes.WithLabels(_spec.AllReduce.Transport);
+            var share = engine.Ring.SendShare * WireCodec.BytesPerValue(engine.Options.Format);
+            reducer = new RingGradientReducer(engine, cancellation, (began, elements) =>
+            {
+                seconds.Observe(Stopwatch.GetElapsedTime(began).TotalSeconds);
+                bytes.Inc(share * elements);
+            });
         }
         else _ring.Task.WaitAsync(cancellation).GetAwaiter().GetResult();   // a world of one still waits for the runner's go
 
@@ -345,22 +353,6 @@ public sealed class Trainer : ReceiveActor, IWithTimers
             or SafetensorsFormatException or IOException or UnauthorizedAccessException or ArgumentException => ex.Message,
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
-
-    /// <summary>The ring's all-reduce, timed and counted (bytes on the wire) for the node's Prometheus metrics (two clock reads and two adds a step).</summary>
-    private sealed class RingReducer(RingAllReduce engine, CancellationToken cancellation, string link, int wireBytesPerValue) : IGradientReducer
-    {
-        private readonly Prometheus.Histogram.Child _seconds = NodeMetrics.AllReduceSeconds.WithLabels(link);
-        private readonly Prometheus.Counter.Child _bytes = NodeMetrics.AllReduceBytes.WithLabels(link);
-        private readonly double _share = engine.Ring.SendShare * wireBytesPerValue;
-
-        public void SumAcrossWorkers(Memory<float> gradients)
-        {
-            var started = Stopwatch.GetTimestamp();
-            engine.AllReduce(gradients, cancellation);
-            _seconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            _bytes.Inc(_share * gradients.Length);
-        }
-    }
 
     private sealed class NoReduction : IGradientReducer
     {

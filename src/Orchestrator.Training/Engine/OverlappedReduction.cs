@@ -24,15 +24,18 @@ namespace Orchestrator.Training.Engine;
 /// buffer and every bucket inside it is queued. A mark costs TorchSharp a managed autograd node each way
 /// (measured: 26 marks added 5-15 % to the example transformer's step), so after the probe only the units
 /// that end a bucket keep theirs, and only where the probe saw every unit before them in the buffer finish
-/// first (so their mark vouches for the whole prefix). The queue is served in order, one bucket's collective at a
-/// time, so every rank runs the same collectives in the same order whatever its timing, and the sums are
-/// exactly those of reducing the whole buffer after backward (same buckets, same additions).
+/// first (so their mark vouches for the whole prefix). The queue is served in order, so every rank runs the same
+/// collectives in the same order whatever its timing, and the sums are exactly those of reducing the whole
+/// buffer after backward (same buckets, same additions). A reducer that is an <see cref="IBucketPipeline"/> (the
+/// ring) gets each bucket as soon as it is queued, while earlier ones are still on the wire; any other, one
+/// bucket at a time.
 /// </summary>
 public sealed class OverlappedReduction : IDisposable
 {
     private readonly GradientBuffer _buffer;
     private readonly IReadOnlyList<Replica> _replicas;
     private readonly IGradientReducer _reducer;
+    private readonly IBucketPipeline? _pipeline;
     private readonly int _bucketElements;
     private readonly int[] _unitOf;              // by layout position: the unit that owns that parameter (-1: none)
     private readonly int _units;
@@ -90,7 +93,8 @@ public sealed class OverlappedReduction : IDisposable
         _unitEnd = new int[_units];
         for (int position = 0; position < _unitOf.Length; position++)
             if (_unitOf[position] >= 0) _unitEnd[_unitOf[position]] = position + 1;
-        _thread = new Thread(Serve) { IsBackground = true, Name = "gradient-reduction" };
+        _pipeline = reducer as IBucketPipeline;
+        _thread = new Thread(_pipeline is null ? Serve : ServePipelined) { IsBackground = true, Name = "gradient-reduction" };
         _thread.Start();
     }
 
@@ -208,6 +212,7 @@ public sealed class OverlappedReduction : IDisposable
             if (FirstQueuedAt == 0) FirstQueuedAt = Stopwatch.GetTimestamp();
             _queued++;
             _queue.Add((offset, length));
+            _pipeline?.Nudge();   // the communication thread may be waiting on an earlier bucket with room for this one
         }
     }
 
@@ -222,11 +227,56 @@ public sealed class OverlappedReduction : IDisposable
                 try { _reducer.SumAcrossWorkers(_buffer.Values.Slice(offset, length)); }
                 catch (Exception ex) { lock (_gate) _failure = ExceptionDispatchInfo.Capture(ex); }
             }
-            lock (_gate)
+            Reduced();
+        }
+    }
+
+    /// <summary>
+    /// Begins each bucket as it is queued, with up to the reducer's <see cref="IBucketPipeline.InFlight"/> on the wire, and
+    /// awaits them oldest first; while the oldest is under way and there is room, a newly queued bucket is begun at once.
+    /// </summary>
+    private void ServePipelined()
+    {
+        var pipeline = _pipeline!;
+        var pending = new Queue<long>(pipeline.InFlight);
+        while (true)
+        {
+            if (pending.Count < pipeline.InFlight && _queue.TryTake(out var next, pending.Count == 0 ? Timeout.Infinite : 0))
             {
-                _done++;
-                Monitor.PulseAll(_gate);
+                bool failed;
+                lock (_gate) failed = _failure is not null;
+                if (failed) { Reduced(); continue; }
+                try { pending.Enqueue(pipeline.Begin(_buffer.Values.Slice(next.Offset, next.Length), next.Offset / _bucketElements)); }
+                catch (Exception ex) { Failed(ex); Reduced(); }
+                continue;
             }
+            if (pending.Count == 0) return;   // nothing on the wire and the queue completed: disposed
+            try
+            {
+                if (!pipeline.Await(pending.Peek(), pending.Count < pipeline.InFlight ? () => _queue.Count > 0 : null)) continue;
+                pending.Dequeue();
+                Reduced();
+            }
+            catch (Exception ex)
+            {
+                Failed(ex);
+                for (; pending.Count > 0; pending.Dequeue()) Reduced();
+            }
+        }
+
+        void Failed(Exception ex)
+        {
+            lock (_gate) _failure ??= ExceptionDispatchInfo.Capture(ex);
+        }
+    }
+
+    /// <summary>One more of the step's buckets is over (summed, or given up after a failure): the compute thread may be waiting for it.</summary>
+    private void Reduced()
+    {
+        lock (_gate)
+        {
+            _done++;
+            Monitor.PulseAll(_gate);
         }
     }
 
