@@ -1,3 +1,5 @@
+using Orchestrator.Core.Jobs;
+
 namespace Orchestrator.Collectives;
 
 /// <summary>
@@ -12,10 +14,10 @@ namespace Orchestrator.Collectives;
 /// <see cref="InFlight"/> × <see cref="Window"/> chunks may be in flight per link.
 /// </summary>
 public sealed record CollectiveOptions(int BucketBytes, int ChunkBytes, int Window, TimeSpan Deadline, TimeSpan AbortGrace,
-    int CreditBatch = 0, WireFormat Format = WireFormat.Float32, int InFlight = 2)
+    int CreditBatch = 0, WireFormat Format = WireFormat.Float32, int InFlight = AllReduceSpec.DefaultInFlight)
 {
-    /// <summary>The most collectives <see cref="InFlight"/> may allow.</summary>
-    public const int MaxInFlight = 8;
+    /// <summary>The most collectives <see cref="InFlight"/> may allow (as the job file's <c>allReduce.inFlight</c>).</summary>
+    public const int MaxInFlight = AllReduceSpec.MaxInFlight;
 
     public static CollectiveOptions Default { get; } = new(4 * 1024 * 1024, 64 * 1024, 16, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1));
 

@@ -132,6 +132,8 @@ public class JobSpecParserTests
     [InlineData("""{ "allReduce": { "transport": "udp" } }""", "allReduce.transport", "'akka', 'tcp'")]
     [InlineData("""{ "allReduce": { "compression": "int8" } }""", "allReduce.compression", "'none', 'bf16', 'fp16', was 'int8'")]
     [InlineData("""{ "allReduce": { "overlap": "yes" } }""", "allReduce.overlap", "must be true or false, was the string \"yes\"")]
+    [InlineData("""{ "allReduce": { "inFlight": 0 } }""", "allReduce.inFlight", "between 1 and 8, was 0")]
+    [InlineData("""{ "allReduce": { "inFlight": 9 } }""", "allReduce.inFlight", "between 1 and 8, was 9")]
     [InlineData("""{ "allReduce": { "transport": "akka", "chunkBytes": 1048576 } }""", "allReduce.chunkBytes", "between 4096 and 65512")]
     [InlineData("""{ "allReduce": { "transport": "tcp", "chunkBytes": 33554432 } }""", "allReduce.chunkBytes", "between 4096 and 16777216")]
     [InlineData("""{ "allReduce": { "chunkBytes": 4098 } }""", "allReduce.chunkBytes", "multiple of 4")]
@@ -161,6 +163,8 @@ public class JobSpecParserTests
         Assert.Equal(("akka", "fp16", 32_768, 16, 16), (akka.Transport, akka.Compression, akka.EffectiveChunkBytes, akka.EffectiveWindow, akka.EffectiveCreditBatch));
         Assert.True(akka.Overlap);
         Assert.False(JobSpecParser.Parse(With("""{ "allReduce": { "overlap": false } }""")).AllReduce.Overlap);
+        Assert.Equal(2, akka.InFlight);
+        Assert.Equal(4, JobSpecParser.Parse(With("""{ "allReduce": { "inFlight": 4 } }""")).AllReduce.InFlight);
     }
 
     [Fact]

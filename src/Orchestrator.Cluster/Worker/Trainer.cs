@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using Orchestrator.Cluster.Checkpoint;
 using Orchestrator.Cluster.Logs;
 using Orchestrator.Cluster.Metrics;
 using Orchestrator.Collectives;
@@ -17,7 +16,6 @@ using Orchestrator.Training.Safetensors;
 using Orchestrator.Training.Workloads;
 using Orchestrator.Training.Devices;
 using Orchestrator.Training.Engine;
-using static Orchestrator.Core.Protocol.CheckpointProtocol;
 using static Orchestrator.Core.Protocol.TrainingProtocol;
 using static TorchSharp.torch;
 
@@ -234,7 +232,7 @@ public sealed class Trainer : ReceiveActor, IWithTimers
         var allReduce = _spec.AllReduce;
         var options = new CollectiveOptions(allReduce.BucketBytes, allReduce.EffectiveChunkBytes, allReduce.EffectiveWindow,
             Deadline: _settings.CollectiveDeadline, AbortGrace: TimeSpan.FromSeconds(1),
-            CreditBatch: allReduce.EffectiveCreditBatch, Format: WireCodec.Parse(allReduce.Compression));
+            CreditBatch: allReduce.EffectiveCreditBatch, Format: WireCodec.Parse(allReduce.Compression), InFlight: allReduce.InFlight);
         _engine = new RingAllReduce(ring, link, options);
         // Each bucket's all-reduce in a traced step (with what it sent: 2(n-1)/n of the bucket's bytes on the wire).
         var trace = _trace;

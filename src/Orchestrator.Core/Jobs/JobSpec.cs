@@ -58,11 +58,14 @@ public sealed record WorkloadPackageSpec(string Source, string Type, string Args
 /// The gradient all-reduce: bucket size, link (<see cref="RingLinkKind"/>), how values travel
 /// (<c>none</c>: float32; <c>bf16</c>, <c>fp16</c>: rounded to 16 bits, summed in float32), and the link's chunk
 /// size, window and credit batch (the link's defaults unless the job file sets them); <paramref name="Overlap"/>:
-/// reduce buckets while backward still runs.
+/// reduce buckets while backward still runs; <paramref name="InFlight"/>: how many buckets may be on the ring at once.
 /// </summary>
 public sealed record AllReduceSpec(int BucketBytes, string Transport, string Compression = "none", int ChunkBytes = 0, int Window = 0, int CreditBatch = 0,
-    bool Overlap = true)
+    bool Overlap = true, int InFlight = AllReduceSpec.DefaultInFlight)
 {
+    public const int DefaultInFlight = 2;
+    public const int MaxInFlight = 8;
+
     public RingLinkKind Link => RingLinkKind.Named(Transport);
     public int EffectiveChunkBytes => ChunkBytes > 0 ? ChunkBytes : Link.DefaultChunkBytes;
     public int EffectiveWindow => Window > 0 ? Window : Link.DefaultWindow;

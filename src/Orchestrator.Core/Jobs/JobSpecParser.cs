@@ -198,7 +198,8 @@ public static partial class JobSpecParser
         int effectiveWindow = window > 0 ? window : link.DefaultWindow;
         if (credit > effectiveWindow)
             throw new JobSpecException(a.Child("creditBatch"), $"must be at most the window ({effectiveWindow} chunks on the {link.Name} link), was {credit}");
-        var spec = new AllReduceSpec(bucket, link.Name, compression, chunk, window, credit, a.Bool("overlap", true));
+        var spec = new AllReduceSpec(bucket, link.Name, compression, chunk, window, credit, a.Bool("overlap", true),
+            a.Int("inFlight", AllReduceSpec.DefaultInFlight, 1, AllReduceSpec.MaxInFlight));
         a.RejectUnknown();
         return spec;
     }
