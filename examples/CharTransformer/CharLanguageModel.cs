@@ -90,7 +90,8 @@ public sealed class CharLanguageModel : Workload<Transformer>
             var starts = new long[indices.Length];
             for (int i = 0; i < starts.Length; i++) starts[i] = (long)indices[i] * _context;
             using var startTensor = tensor(starts).to(_ids.device);
-            var windows = _ids.index_select(0, startTensor.unsqueeze(1).add(_offsets).reshape(-1)).reshape(indices.Length, _context + 1);
+            using var one = 1.ToScalar();   // an explicit alpha: see the README on TorchSharp numbers
+            var windows = _ids.index_select(0, startTensor.unsqueeze(1).add(_offsets, one).reshape(-1)).reshape(indices.Length, _context + 1);
             return new Batch(windows.narrow(1, 0, _context), windows.narrow(1, 1, _context));
         }
 

@@ -34,7 +34,8 @@ public sealed class Transformer : Module<Tensor, Tensor>
     public override Tensor forward(Tensor ids)
     {
         using var positions = arange(ids.shape[1], dtype: ScalarType.Int64, device: ids.device);
-        var x = tok.call(ids).add(pos.call(positions));
+        using var one = 1.ToScalar();   // add(t) alone would pass an implicit alpha of 1 (see the README on TorchSharp numbers)
+        var x = tok.call(ids).add(pos.call(positions), one);
         foreach (var block in blocks) x = block.call(x);
         return head.call(ln_f.call(x));
     }
@@ -59,8 +60,9 @@ public sealed class Block : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        x = x.add(attn.call(ln1.call(x)));
-        return x.add(proj.call(functional.gelu(fc.call(ln2.call(x)))));
+        using var one = 1.ToScalar();   // an explicit alpha: see the README on TorchSharp numbers
+        x = x.add(attn.call(ln1.call(x)), one);
+        return x.add(proj.call(functional.gelu(fc.call(ln2.call(x)))), one);
     }
 }
 

@@ -54,7 +54,9 @@ public static class GradientClipping
         using var epsilon = 1e-6.ToScalar();
         using var maxScalar = maxNorm.ToScalar();
         using var oneScalar = 1.0.ToScalar();
-        var coefficient = total.add(epsilon).reciprocal().mul(maxScalar).clamp_max(oneScalar);
+        // add(x) would pass libtorch an implicit alpha of 1 (the same hazard; it ended a bench's transformer job with
+        // "Expected false to be true ... toFloat at Scalar.h"): the alpha is explicit too.
+        var coefficient = total.add(epsilon, oneScalar).reciprocal().mul(maxScalar).clamp_max(oneScalar);
         foreach (var g in grads) g.mul_(coefficient);
         return total.item<float>();
     }
