@@ -4,6 +4,14 @@ namespace Orchestrator.Collectives.Tests;
 
 public class WireCodecTests
 {
+    [Fact]
+    public void Every_compression_the_job_file_may_name_has_a_wire_format_and_no_other()
+    {
+        // The job file's parser lives in Core, which cannot see the codec: the two lists are tied here.
+        Assert.Equal(WireCodec.Names, Orchestrator.Core.Jobs.JobSpecParser.Compressions);
+        Assert.All(WireCodec.Names, name => Assert.Equal(name, WireCodec.Name(WireCodec.Parse(name))));
+    }
+
     [Theory]
     // value, bfloat16 bits: exact, rounding down, up, ties to even both ways, the largest finite value, overflow, tiny values.
     [InlineData(1.0f, 0x3F80)]
