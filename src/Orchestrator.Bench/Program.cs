@@ -86,7 +86,7 @@ if (options.TryGetValue("throttle-mbs", out var mbs))
 var trainJob = options.TryGetValue("train", out var trainPath) ? Orchestrator.Core.Jobs.JobSpecParser.ParseFile(trainPath) : null;
 var engine = new RingAllReduce(ring, link, new CollectiveOptions(trainJob?.AllReduce.BucketBytes ?? sizes.Max(), chunk, window,
     TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1), Format: trainJob is null ? format : WireCodec.Parse(trainJob.AllReduce.Compression),
-    InFlight: options.TryGetValue("in-flight", out var inFlight) ? int.Parse(inFlight) : trainJob?.AllReduce.InFlight ?? Orchestrator.Core.Jobs.AllReduceSpec.DefaultInFlight));
+    InFlight: options.TryGetValue("in-flight", out var inFlight) ? int.Parse(inFlight, CultureInfo.InvariantCulture) : trainJob?.AllReduce.InFlight ?? Orchestrator.Core.Jobs.AllReduceSpec.DefaultInFlight));
 inbox.Engine = engine;
 if (stream is not null)
 {

@@ -44,7 +44,6 @@ public sealed class RingAllReduce
     // Messages for a collective this rank has not started yet (a fast neighbour is allowed to be ahead).
     private readonly List<IRingMessage> _early = [];
     private readonly Dictionary<long, Collective> _active = [];   // begun and not yet awaited to its end, by number
-    private Collective? _finished;   // the last collective that ended here: a late abort for it still counts
     private long _collective;        // the number of the newest collective begun
     private string? _failure;
     // Every rank's diagnosis heard by this one, by origin rank: the ring fails as a whole, whichever collective saw it.
@@ -77,11 +76,15 @@ public sealed class RingAllReduce
     public long Refused { get { lock (_gate) return _refused; } }
     private long _refused;
 
-    /// <summary>Messages held for the next collective (bounded by <see cref="MaxEarly"/>).</summary>
+    /// <summary>Chunks held for collectives not begun yet (at most a window of them for each of the next <see cref="CollectiveOptions.InFlight"/>).</summary>
     public int EarlyCount { get { lock (_gate) return _early.Count; } }
 
-    // A neighbour ahead by the collectives it may have in flight sends, for each, at most a window of chunks and its credits and aborts.
-    private int MaxEarly => _options.InFlight * (4 * _options.Window + 8);
+    private int EarlyChunks(long collective)
+    {
+        int count = 0;
+        foreach (var message in _early) if (message.Collective == collective) count++;
+        return count;
+    }
 
     /// <summary>Called by the link for every message from a neighbour; handles it on the calling thread.</summary>
     public void Deliver(IRingMessage message)
@@ -102,22 +105,24 @@ public sealed class RingAllReduce
                     WakeCallerIfOver(active);
                     return;
                 }
+                // A neighbour failed a collective, under way here, ended here or not begun here yet: the ring has failed;
+                // pass the word on and wake the caller (the next call fails at once).
+                if (message is RingAbort abort && abort.Collective <= _collective + _options.InFlight)
+                {
+                    OnAbort(abort);
+                    return;
+                }
                 // A neighbour may be ahead by the collectives it may have in flight, never more (it begins one only
-                // when an earlier one has ended, which needs this rank), and only by what its windows let it send:
-                // anything beyond that is dropped, so the buffer stays bounded.
-                if (message.Collective > _collective && message.Collective <= _collective + _options.InFlight && _early.Count < MaxEarly)
+                // when an earlier one has ended, which needs this rank), and by at most a window of chunks in each
+                // (it has had no credit for them): anything beyond that is dropped, so the buffer stays bounded.
+                if (message is RingChunk chunk && chunk.Collective > _collective && chunk.Collective <= _collective + _options.InFlight
+                    && chunk.Sequence < _options.Window && EarlyChunks(chunk.Collective) < _options.Window)
                 {
                     _early.Add(message);
                     return;
                 }
-                // A neighbour failed a collective that ended here: pass the word on, and fail the next call.
-                if (message is RingAbort && _finished is { } finished && message.Collective <= _collective)
-                {
-                    finished.Handle(message);
-                    return;
-                }
                 // Credits for the last chunks of a finished collective arrive after it ended: normal.
-                if (message is RingCredit) return;
+                if (message is RingCredit && message.Collective <= _collective) return;
             }
             Drop(message);
         }
@@ -167,12 +172,21 @@ public sealed class RingAllReduce
         if (_ring.Size == 1) return;
         var pending = new Queue<long>(_options.InFlight);
         int bucket = 0;
-        for (int start = 0; start < data.Length; start += _options.BucketElements, bucket++)
+        try
         {
-            if (pending.Count == _options.InFlight) Await(pending.Dequeue(), cancellation);
-            pending.Enqueue(Begin(data.Slice(start, Math.Min(_options.BucketElements, data.Length - start)), bucket, cancellation));
+            for (int start = 0; start < data.Length; start += _options.BucketElements, bucket++)
+            {
+                if (pending.Count == _options.InFlight) Await(pending.Dequeue(), cancellation);
+                pending.Enqueue(Begin(data.Slice(start, Math.Min(_options.BucketElements, data.Length - start)), bucket, cancellation));
+            }
+            while (pending.Count > 0) Await(pending.Dequeue(), cancellation);
         }
-        while (pending.Count > 0) Await(pending.Dequeue(), cancellation);
+        catch (Exception ex) when (ex is not CollectiveFailedException)
+        {
+            // Cancelled, or a BucketDone callback threw: the buckets still on the ring are given up, and the neighbours told.
+            lock (_gate) Abandon($"the all-reduce was abandoned on {_ring.Describe(_ring.Rank)}: {ex.GetType().Name}");
+            throw;
+        }
     }
 
     /// <summary>
@@ -191,9 +205,13 @@ public sealed class RingAllReduce
     {
         if (!MemoryMarshal.TryGetArray<float>(bucket, out _))
             throw new ArgumentException("all-reduce data must live in a managed array: the link borrows it", nameof(bucket));
-        cancellation.ThrowIfCancellationRequested();
         lock (_gate)
         {
+            if (cancellation.IsCancellationRequested)
+            {
+                Abandon($"the all-reduce was cancelled on {_ring.Describe(_ring.Rank)}");
+                cancellation.ThrowIfCancellationRequested();
+            }
             ThrowIfFailed();
             if (_active.Count >= _options.InFlight)
                 throw new InvalidOperationException($"{_active.Count} collectives are in flight already, the most allowed (await one first)");
@@ -228,11 +246,7 @@ public sealed class RingAllReduce
             }
             finally
             {
-                if (ended)
-                {
-                    _active.Remove(id);
-                    _finished = collective;
-                }
+                if (ended) _active.Remove(id);
             }
         }
         BucketDone?.Invoke(collective.Index, collective.Length, collective.Began, Stopwatch.GetTimestamp());
@@ -249,6 +263,41 @@ public sealed class RingAllReduce
     {
         if (_failure is not null)
             throw new CollectiveFailedException($"this ring (generation {_ring.Generation}) already failed: {_failure}", Missing());
+    }
+
+    /// <summary>Records this rank's diagnosis, tells both neighbours, marks the engine failed and wakes its caller.</summary>
+    private void Fail(long collective, string report, int[] suspects, bool certain)
+    {
+        var abort = new RingAbort(_ring.Generation, collective, _ring.Rank, _ring.Rank, report, suspects, certain);
+        _reports[_ring.Rank] = abort;
+        _link.SendRight(abort);
+        if (_ring.Left != _ring.Right) _link.SendLeft(abort);
+        _failure = report;
+        Monitor.PulseAll(_gate);
+    }
+
+    /// <summary>Another rank's diagnosis, whichever collective it names: the ring fails as a whole.</summary>
+    private void OnAbort(RingAbort abort)
+    {
+        var report = abort.Report ?? "(no report)";   // from the network: normalised, bounded
+        abort = abort with { Report = report.Length > RingAdmission.MaxReportChars ? report[..RingAdmission.MaxReportChars] : report, SuspectRanks = abort.SuspectRanks ?? [] };
+        if (_reports.ContainsKey(abort.OriginRank)) return;
+        _reports[abort.OriginRank] = abort;
+        // Pass it on, away from where it came from, so that it reaches every rank of a broken ring.
+        var forwarded = abort with { FromRank = _ring.Rank };
+        if (abort.FromRank == _ring.Left) _link.SendRight(forwarded);
+        else _link.SendLeft(forwarded);
+        _failure ??= abort.Report;
+        Monitor.PulseAll(_gate);
+    }
+
+    /// <summary>
+    /// The caller gives up on what it began (cancelled, or failed between collectives): the neighbours hear why at once
+    /// instead of waiting out their deadline and blaming this live rank, and the ring takes no further collective.
+    /// </summary>
+    private void Abandon(string report)
+    {
+        if (_failure is null) Fail(_collective, report, [], certain: false);
     }
 
     /// <summary>
@@ -364,7 +413,7 @@ public sealed class RingAllReduce
                     SendReady();
                     break;
                 case RingAbort abort:
-                    OnAbort(abort);
+                    engine.OnAbort(abort);
                     break;
             }
         }
@@ -490,28 +539,7 @@ public sealed class RingAllReduce
             return (report, suspects, certain.Count > 0);
         }
 
-        /// <summary>Records this rank's diagnosis, tells both neighbours, and marks the engine failed.</summary>
-        private void Fail(string report, int[] suspects, bool certain = true)
-        {
-            var abort = new RingAbort(Generation, id, Ring.Rank, Ring.Rank, report, suspects, certain);
-            engine._reports[Ring.Rank] = abort;
-            engine._link.SendRight(abort);
-            if (Ring.Left != Ring.Right) engine._link.SendLeft(abort);
-            engine._failure = report;
-        }
-
-        private void OnAbort(RingAbort abort)
-        {
-            var report = abort.Report ?? "(no report)";   // from the network: normalised, bounded
-            abort = abort with { Report = report.Length > RingAdmission.MaxReportChars ? report[..RingAdmission.MaxReportChars] : report, SuspectRanks = abort.SuspectRanks ?? [] };
-            if (engine._reports.ContainsKey(abort.OriginRank)) return;
-            engine._reports[abort.OriginRank] = abort;
-            // Pass it on, away from where it came from, so that it reaches every rank of a broken ring.
-            var forwarded = abort with { FromRank = Ring.Rank };
-            if (abort.FromRank == Ring.Left) engine._link.SendRight(forwarded);
-            else engine._link.SendLeft(forwarded);
-            engine._failure ??= abort.Report;
-        }
+        private void Fail(string report, int[] suspects, bool certain = true) => engine.Fail(id, report, suspects, certain);
 
         private void Throw()
         {

@@ -95,7 +95,7 @@ public sealed class TrainerSpec() : TestKit(Config)
     }
 
     [Fact]
-    public async Task Rank_0_sends_checkpoints_one_at_a_time_keeps_only_the_newest_waiting_and_completes_once_the_last_is_stored()
+    public async Task Rank_0_sends_checkpoints_one_at_a_time_keeps_only_the_newest_waiting_and_completes_once_the_last_is_answered()
     {
         var agent = new Agent(CreateTestProbe());
         var store = CreateTestProbe();

@@ -294,15 +294,43 @@ public class RingAllReduceTests
         Volatile.Write(ref other, 1);
         ring.Engines[0].Nudge();
         Assert.False(await yielded.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.Throws<InvalidOperationException>(() =>
-        {
-            ring.Engines[0].Begin(new float[10]);   // two in flight is the most here
-            ring.Engines[0].Begin(new float[10]);
-        });
         await AssertAllSucceed(LoopbackRing.RunEach(ring.Engines, data, ranks: [1]));
         Assert.True(ring.Engines[0].Await(id));
         Assert.Equal(expected, data[0]);
         Assert.Equal(expected, data[1]);
+
+        var one = new LoopbackRing(2, Options(inFlight: 1));
+        one.Engines[0].Begin(new float[10]);
+        Assert.Throws<InvalidOperationException>(() => one.Engines[0].Begin(new float[10]));   // one in flight is the most there
+    }
+
+    [Fact]
+    public async Task An_abort_for_a_collective_not_begun_here_fails_the_one_under_way_at_once()
+    {
+        var ring = new LoopbackRing(2, Options(chunkBytes: 400, deadlineMs: 20_000, graceMs: 100));
+        ring.Deliverable = (from, _, m) => from != 1 || m is RingAbort;   // rank 1 sends rank 0 nothing but its abort
+        var started = DateTime.UtcNow;
+        var outcome = LoopbackRing.RunEach(ring.Engines, IntegerData(2, 3_000, 15), ranks: [0])[0];
+        // Rank 1 failed collective 2 (say, it had begun it and found a bad chunk) while rank 0 is still in collective 1.
+        ring.Engines[0].Deliver(new RingAbort(1, 2, 1, 1, "chunk 0 from rank 0 has 3 bytes", [0], true));
+        var failure = Assert.IsType<CollectiveFailedException>(await outcome.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("rank 1: chunk 0 from rank 0 has 3 bytes", failure.Message);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10), "the abort waited for the deadline");
+        Assert.Throws<CollectiveFailedException>(() => ring.Engines[0].Begin(new float[10]));
+    }
+
+    [Fact]
+    public void A_cancelled_begin_tells_the_neighbours_at_once()
+    {
+        var ring = new LoopbackRing(2, Options(chunkBytes: 400));
+        var heard = new List<IRingMessage>();
+        ring.Deliverable = (_, to, m) => { if (to == 1) lock (heard) heard.Add(m); return false; };
+        ring.Engines[0].Begin(new float[1_000]);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => ring.Engines[0].Begin(new float[1_000], cancellation: cancelled.Token));
+        lock (heard) Assert.Contains(heard, m => m is RingAbort { Report: var r } && r.Contains("cancelled on rank 0"));
+        Assert.Throws<CollectiveFailedException>(() => ring.Engines[0].Begin(new float[1_000]));
     }
 
     [Theory]

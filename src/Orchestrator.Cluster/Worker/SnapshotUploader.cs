@@ -50,7 +50,7 @@ public sealed class SnapshotUploader : ReceiveActor
         _specJson = specJson;
         Receive<Upload>(u =>
         {
-            if (_inFlight is null) { Send(u.Snapshot); return; }
+            if (_inFlight is null) { SendOrNext(u.Snapshot); return; }
             if (_waiting is { } dropped)
                 Context.Parent.Tell(new JobNote(LogLevel.WarningLevel,
                     $"checkpoint at step {dropped.Position.Step} skipped: the one before it is still being sent, and a newer one is ready"));
@@ -63,13 +63,10 @@ public sealed class SnapshotUploader : ReceiveActor
             _inFlight = null;
             // A failed write is reported to the job's status by the store; here it only needs a log line.
             if (!done.Ok) Context.Parent.Tell(new JobNote(LogLevel.WarningLevel, $"checkpoint at step {_inFlightStep} not stored: {done.Detail}"));
-            if (_waiting is { } next)
-            {
-                _waiting = null;
-                Send(next);
-                return;
-            }
-            if (_idleWatcher is { } watcher) watcher.Tell(Idle.Instance);
+            var next = _waiting;
+            _waiting = null;
+            if (next is not null) SendOrNext(next);
+            else if (_idleWatcher is { } watcher) watcher.Tell(Idle.Instance);
         });
         Receive<TellWhenIdle>(_ =>
         {
@@ -78,11 +75,23 @@ public sealed class SnapshotUploader : ReceiveActor
         });
     }
 
-    private void Send(TrainingSnapshot snapshot)
+    /// <summary>
+    /// Starts the snapshot's transfer; one that cannot even be packed (over 2 GiB) is a log line, and the uploader goes
+    /// on as if the store had refused it (an exception here would restart the actor and lose who waits for it).
+    /// </summary>
+    private void SendOrNext(TrainingSnapshot snapshot)
     {
-        var (offer, payload) = SnapshotTransfer.Pack(SnapshotTransfer.NewId(), _jobId, _specJson, snapshot);
-        Context.ActorOf(SnapshotSender.Props(_store, offer, payload));
-        _inFlight = offer.TransferId;
-        _inFlightStep = snapshot.Position.Step;
+        try
+        {
+            var (offer, payload) = SnapshotTransfer.Pack(SnapshotTransfer.NewId(), _jobId, _specJson, snapshot);
+            Context.ActorOf(SnapshotSender.Props(_store, offer, payload));
+            _inFlight = offer.TransferId;
+            _inFlightStep = snapshot.Position.Step;
+        }
+        catch (Exception ex) when (ex is OverflowException or OutOfMemoryException or ArgumentException)
+        {
+            Context.Parent.Tell(new JobNote(LogLevel.WarningLevel, $"checkpoint at step {snapshot.Position.Step} not sent: {ex.Message}"));
+            if (_idleWatcher is { } watcher) watcher.Tell(Idle.Instance);
+        }
     }
 }
