@@ -225,7 +225,7 @@ public sealed class OverlappedReduction : IDisposable
             if (!failed)
             {
                 try { _reducer.SumAcrossWorkers(_buffer.Values.Slice(offset, length)); }
-                catch (Exception ex) { lock (_gate) _failure = ExceptionDispatchInfo.Capture(ex); }
+                catch (Exception ex) { Failed(ex); }
             }
             Reduced();
         }
@@ -239,6 +239,7 @@ public sealed class OverlappedReduction : IDisposable
     {
         var pipeline = _pipeline!;
         var pending = new Queue<long>(pipeline.InFlight);
+        Func<bool> bucketQueued = () => _queue.Count > 0;   // made once: Await is called per bucket
         while (true)
         {
             if (pending.Count < pipeline.InFlight && _queue.TryTake(out var next, pending.Count == 0 ? Timeout.Infinite : 0))
@@ -253,7 +254,7 @@ public sealed class OverlappedReduction : IDisposable
             if (pending.Count == 0) return;   // nothing on the wire and the queue completed: disposed
             try
             {
-                if (!pipeline.Await(pending.Peek(), pending.Count < pipeline.InFlight ? () => _queue.Count > 0 : null)) continue;
+                if (!pipeline.Await(pending.Peek(), pending.Count < pipeline.InFlight ? bucketQueued : null)) continue;
                 pending.Dequeue();
                 Reduced();
             }
@@ -263,11 +264,12 @@ public sealed class OverlappedReduction : IDisposable
                 for (; pending.Count > 0; pending.Dequeue()) Reduced();
             }
         }
+    }
 
-        void Failed(Exception ex)
-        {
-            lock (_gate) _failure ??= ExceptionDispatchInfo.Capture(ex);
-        }
+    /// <summary>The first failure of the step's reductions, thrown on the compute thread by <see cref="Wait"/>.</summary>
+    private void Failed(Exception ex)
+    {
+        lock (_gate) _failure ??= ExceptionDispatchInfo.Capture(ex);
     }
 
     /// <summary>One more of the step's buckets is over (summed, or given up after a failure): the compute thread may be waiting for it.</summary>
